@@ -1,0 +1,41 @@
+"""tfi2i: image-to-image translation with GANs in TensorFlow/Keras."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="tfi2i",
+    version="0.1.0",
+    description="Image-to-image translation GANs (pix2pix, CycleGAN, ...) for TensorFlow/Keras",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["tfi2i", "tfi2i.*"]),
+    package_data={"tfi2i": ["configs/*.json", "configs/*/*.json"]},
+    install_requires=[
+        # TF 2.21 with Keras 3. The full wheel, not tensorflow-cpu: the TF Serving client
+        # (tensorflow-serving-api) depends on it and would pull it in beside tensorflow-cpu.
+        "tensorflow>=2.21,<2.22",
+        "keras>=3.10",
+        "absl-py",
+        # TF 2.21 no longer installs tensorboard; tf.summary needs it.
+        "tensorboard>=2.21,<2.22",
+        "tensorflow-datasets>=4.9",
+        # tensorflow-datasets' download_and_prepare imports it without declaring it.
+        "importlib_resources",
+        "numpy",
+        "pillow",
+        # The built-in `sample` dataset is derived from scikit-image's bundled photographs.
+        "scikit-image",
+        # TFLite interpreter (tf.lite.Interpreter is deprecated).
+        "ai-edge-litert",
+    ],
+    extras_require={
+        "test": ["pytest", "pytest-xdist"],
+        "serving": ["tensorflow-serving-api>=2.21,<2.22"],
+    },
+    entry_points={
+        "console_scripts": [
+            "tfi2i-train=tfi2i.cli.train:run",
+        ],
+    },
+)
