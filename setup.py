@@ -36,6 +36,9 @@ setup(
     entry_points={
         "console_scripts": [
             "tfi2i-train=tfi2i.cli.train:run",
+            "tfi2i-translate=tfi2i.cli.translate:run",
+            "tfi2i-export=tfi2i.cli.export:run",
+            "tfi2i-eval=tfi2i.cli.eval:run",
         ],
     },
 )

@@ -7,4 +7,4 @@ message, without a traceback: the message must name the thing that is wrong
 
 
 class UserError(ValueError):
-  """A problem with the user's input, named and with its fix in the message."""
+    """A problem with the user's input, named and with its fix in the message."""
