@@ -1,0 +1,254 @@
+"""Where paired data comes from: dataset names and folders -> lists of checked image pairs.
+
+A dataset root holds one entry per split, in one of two layouts:
+    AB images:   root/<split>/*.jpg|png|bmp|gif, each image A (left) | B (right)
+    A/B folders: root/<split>/A/ + root/<split>/B/, or root/<split>A/ + root/<split>B/,
+                 an A file paired with the B file of the same name less extension.
+The layout is decided per split from what is there; a split that looks like both
+is an error rather than a guess.
+"""
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from absl import logging
+
+from tfi2i.data import download, sample
+from tfi2i.data.decode import IMAGE_EXTENSIONS, inspect_image, is_image_file
+from tfi2i.data.registry import DATASETS
+from tfi2i.errors import UserError
+
+# Bad files listed in one error message; the rest are counted.
+_LIST_AT_MOST = 10
+
+
+def resolve_dataset(dataset=None, data_dir=None, cache_dir=None, mirror=None):
+    """Returns the root folder (holding train/, test/, ...) of the data to use.
+
+    Args:
+        dataset: `sample`, a name in `DATASETS` (downloaded on first use), or
+            None. Only names the data when `data_dir` is given too.
+        data_dir: a local dataset folder; takes precedence over downloading.
+            If it has no split folders but a `<dataset>/` subfolder (where an
+            archive was extracted), that subfolder is used.
+        cache_dir: where downloads and the sample dataset are kept (default
+            `$TFI2I_CACHE`, else `~/.cache/tfi2i`).
+        mirror: a base URL to download named datasets from (default
+            `$TFI2I_DATASET_MIRROR`, else the official server).
+
+    Raises:
+        UserError: no data given, an unknown name, a missing folder, or a
+            failed download.
+    """
+    if data_dir:
+        root = Path(data_dir).expanduser()
+        if not root.is_dir():
+            raise UserError(f"The data folder {root} does not exist (--data_dir).")
+        if dataset and not _has_split(root) and _has_split(root / dataset):
+            root = root / dataset
+        return str(root)
+    if not dataset:
+        raise UserError("No data given: set --dataset to one of " + ", ".join(dataset_names())
+                        + ", or --data_dir to a folder with train/ and test/ subfolders.")
+    if dataset == "sample":
+        return str(sample.build_sample(cache_dir))
+    if dataset in DATASETS:
+        return str(download.fetch_dataset(dataset, cache_dir, mirror))
+    raise UserError(f"Unknown dataset {dataset!r}. Named datasets: {', '.join(dataset_names())}. "
+                    "For your own images use --data_dir=FOLDER (train/ and test/ subfolders "
+                    "of AB images, or of A/ and B/ folders).")
+
+
+def dataset_names():
+    """All names `resolve_dataset` accepts."""
+    return ["sample", *DATASETS]
+
+
+def _has_split(folder):
+    return folder.is_dir() and any(
+        (folder / s).is_dir() or (folder / f"{s}A").is_dir() for s in ("train", "test", "val"))
+
+
+@dataclass(frozen=True)
+class PairedExamples:
+    """The checked, usable image pairs of one split, in file-name order.
+
+    Attributes:
+        description: the split's folder(s), for messages.
+        layout: "ab" (one image per pair, A left | B right) or "folders".
+        a_paths, b_paths: the files of A and B; the same file for "ab".
+        sizes: (height, width) of each pair's A (= B) image.
+    """
+    description: str
+    layout: str
+    a_paths: tuple
+    b_paths: tuple
+    sizes: tuple
+
+    def __len__(self):
+        return len(self.a_paths)
+
+
+def num_examples(root, split, skip_bad_images=False):
+    """The number of usable image pairs in `root`'s `split`.
+
+    Pass the same `skip_bad_images` as to `paired_dataset`: skipped files do
+    not count.
+
+    Raises:
+        UserError: as `scan_paired`.
+    """
+    return len(scan_paired(root, split, skip_bad_images))
+
+
+_scans = {}
+
+
+def scan_paired(root, split, skip_bad_images=False):
+    """Finds and checks the image pairs of one split.
+
+    Every file's header is read (in threads; a few seconds for 50k files). The
+    result is remembered until a folder's modification time changes, so the
+    trainer can ask for the same split repeatedly.
+
+    Args:
+        root: the dataset folder.
+        split: the split's name, e.g. "train".
+        skip_bad_images: leave unusable files out with a warning instead of
+            raising.
+
+    Returns:
+        A `PairedExamples` with at least one pair.
+
+    Raises:
+        UserError: the split is missing, empty or ambiguous; or a file cannot
+            be used (cannot be decoded; an AB image not twice as wide as high;
+            an A file without a B file or vice versa; A and B of different
+            sizes) and `skip_bad_images` is False.
+    """
+    layout, folders = _find_layout(Path(root), split)
+    key = (layout, tuple(str(f.resolve()) for f in folders),
+           tuple(os.stat(f).st_mtime_ns for f in folders), skip_bad_images)
+    if key not in _scans:
+        if layout == "ab":
+            _scans[key] = _scan_ab(folders[0], skip_bad_images)
+        else:
+            _scans[key] = _scan_folders(*folders, skip_bad_images)
+    return _scans[key]
+
+
+def _find_layout(root, split):
+    """Decides a split's layout: ("ab", [folder]) or ("folders", [A, B])."""
+    if not root.is_dir():
+        raise UserError(f"The dataset folder {root} does not exist.")
+    split_dir = root / split
+    candidates = []
+    for a, b in ((split_dir / "A", split_dir / "B"), (root / f"{split}A", root / f"{split}B")):
+        if a.is_dir() and b.is_dir():
+            candidates.append(("folders", [a, b]))
+        elif a.is_dir() or b.is_dir():
+            have, missing = (a, b) if a.is_dir() else (b, a)
+            raise UserError(f"{have} has no partner folder {missing}: paired data in separate "
+                            "folders needs both A and B.")
+    if split_dir.is_dir() and any(is_image_file(n) for n in os.listdir(split_dir)):
+        candidates.append(("ab", [split_dir]))
+    if len(candidates) > 1:
+        where = " and ".join(
+            "AB images in " + str(f[0]) if kind == "ab" else f"A/B folders {f[0]} + {f[1]}"
+            for kind, f in candidates)
+        raise UserError(f"Split {split!r} of {root} is ambiguous: it has {where}. "
+                        "Keep one layout and move the other away.")
+    if candidates:
+        return candidates[0]
+    if not split_dir.is_dir():
+        present = sorted(p.name for p in root.iterdir() if p.is_dir())
+        raise UserError(f"{root} has no split {split!r}: expected {split_dir}/ with AB images, "
+                        f"{split_dir}/A/ + {split_dir}/B/, or {root / split}A/ + "
+                        f"{root / split}B/. Folders there: {present or 'none'}.")
+    others = sorted(n for n in os.listdir(split_dir) if not n.startswith("."))[:5]
+    raise UserError(f"{split_dir} holds no images ({', '.join(IMAGE_EXTENSIONS)})"
+                    + (f"; it has: {', '.join(others)}" if others else "; it is empty") + ".")
+
+
+def _list_images(folder):
+    names = sorted(n for n in os.listdir(folder) if is_image_file(n))
+    if not names:
+        raise UserError(f"{folder} holds no images ({', '.join(IMAGE_EXTENSIONS)}).")
+    return [str(folder / n) for n in names]
+
+
+def _inspect_all(paths):
+    with ThreadPoolExecutor(max_workers=min(16, 4 * (os.cpu_count() or 1))) as pool:
+        return list(pool.map(inspect_image, paths))
+
+
+def _scan_ab(folder, skip_bad_images):
+    infos = _inspect_all(_list_images(folder))
+    good, bad = [], []
+    for info in infos:
+        problem = info.problem
+        if problem is None and info.width != 2 * info.height:
+            problem = (f"is {info.width}x{info.height}; an AB image must be twice as wide as "
+                       "high (A left, B right). For other shapes use separate A/ and B/ folders")
+        if problem:
+            bad.append((info.path, problem))
+        else:
+            good.append(info)
+    _report_bad(str(folder), len(infos), bad, skip_bad_images)
+    paths = tuple(i.path for i in good)
+    return PairedExamples(str(folder), "ab", paths, paths,
+                          tuple((i.height, i.width // 2) for i in good))
+
+
+def _scan_folders(a_dir, b_dir, skip_bad_images):
+    a_files, b_files = _by_stem(_list_images(a_dir)), _by_stem(_list_images(b_dir))
+    bad = [(a_files[s], f"has no partner in {b_dir} (pairs are matched by file name "
+            "without extension)") for s in a_files if s not in b_files]
+    bad += [(b_files[s], f"has no partner in {a_dir} (pairs are matched by file name "
+             "without extension)") for s in b_files if s not in a_files]
+    stems = sorted(s for s in a_files if s in b_files)
+    a_infos = _inspect_all([a_files[s] for s in stems])
+    b_infos = _inspect_all([b_files[s] for s in stems])
+    good = []
+    for a, b in zip(a_infos, b_infos):
+        if a.problem or b.problem:
+            bad += [(i.path, i.problem) for i in (a, b) if i.problem]
+        elif (a.width, a.height) != (b.width, b.height):
+            bad.append((b.path, f"is {b.width}x{b.height} but its partner {a.path} is "
+                        f"{a.width}x{a.height}; paired images must have the same size"))
+        else:
+            good.append((a, b))
+    _report_bad(f"{a_dir} + {b_dir}", len(a_files) + len(b_files), bad, skip_bad_images)
+    return PairedExamples(f"{a_dir} + {b_dir}", "folders", tuple(a.path for a, _ in good),
+                          tuple(b.path for _, b in good),
+                          tuple((a.height, a.width) for a, _ in good))
+
+
+def _by_stem(paths):
+    files = {}
+    for path in paths:
+        stem = Path(path).stem
+        if stem in files:
+            raise UserError(f"{files[stem]} and {path} have the same name without extension, so "
+                            "it is unclear which one to pair; rename or remove one.")
+        files[stem] = path
+    return files
+
+
+def _report_bad(where, total, bad, skip_bad_images):
+    """Raises for unusable files, or logs a warning when skipping them."""
+    if not bad:
+        return
+    listed = "\n".join(f"  {path}: {problem}" for path, problem in bad[:_LIST_AT_MOST])
+    more = f"\n  ... and {len(bad) - _LIST_AT_MOST} more" if len(bad) > _LIST_AT_MOST else ""
+    if skip_bad_images and len(bad) < total:
+        logging.warning("Skipping %d of %d image files in %s that cannot be used:\n%s%s",
+                        len(bad), total, where, listed, more)
+        return
+    if skip_bad_images:
+        raise UserError(f"None of the {total} image files in {where} can be used:\n{listed}{more}")
+    raise UserError(f"{len(bad)} of {total} image files in {where} cannot be used:\n"
+                    f"{listed}{more}\nFix or remove them, or set skip_bad_images "
+                    "(--skip_bad_images) to leave them out.")
