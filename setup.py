@@ -9,8 +9,10 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["tfi2i", "tfi2i.*"]),
-    package_data={"tfi2i": ["configs/*.json", "configs/*/*.json"]},
+    packages=find_packages(include=["tfi2i", "tfi2i.*"]) + ["tfi2i.configs"],
+    # The presets live in the top-level configs/ folder and install as tfi2i.configs.
+    package_dir={"tfi2i.configs": "configs"},
+    package_data={"tfi2i.configs": ["*.json"]},
     install_requires=[
         # TF 2.21 with Keras 3. The full wheel, not tensorflow-cpu: the TF Serving client
         # (tensorflow-serving-api) depends on it and would pull it in beside tensorflow-cpu.

@@ -1,0 +1,54 @@
+"""Shared test set-up: two logical CPU devices, quiet TF, small datasets."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+# Two logical CPUs so MirroredStrategy has two replicas on a CPU-only
+# machine. This must happen before TF initialises its devices.
+_cpus = tf.config.list_physical_devices("CPU")
+try:
+    tf.config.set_logical_device_configuration(
+        _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+except RuntimeError:
+    pass  # Already initialised by an earlier import; mirrored tests check the count.
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_DATA = os.path.join(os.path.dirname(REPO), "shared", "data")
+
+
+def smooth_image(rng, size, channels=3):
+    """A smooth random colour field (sums of low-frequency waves), uint8."""
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    img = np.zeros((h, w, channels))
+    for c in range(channels):
+        for _ in range(3):
+            fx, fy, phase = rng.uniform(0.5, 3, size=3)
+            img[..., c] += np.sin(2 * np.pi * (fx * xx + fy * yy) + phase * 6)
+    img = (img - img.min()) / (img.max() - img.min() + 1e-9)
+    return (img * 255).astype(np.uint8)
+
+
+def write_ab_dataset(root, splits=(("train", 8), ("test", 4)), size=32, seed=0):
+    """A tiny pix2pix AB dataset: A = a smooth colour image, B = its grayscale."""
+    rng = np.random.default_rng(seed)
+    for split, count in splits:
+        folder = os.path.join(root, split)
+        os.makedirs(folder, exist_ok=True)
+        for i in range(count):
+            a = smooth_image(rng, (size, size))
+            b = np.repeat(a.mean(axis=2, keepdims=True), 3, axis=2).astype(np.uint8)
+            Image.fromarray(np.concatenate([a, b], axis=1)).save(
+                os.path.join(folder, f"{i:03d}.png"))
+    return str(root)
+
+
+@pytest.fixture
+def ab_dataset(tmp_path):
+    return write_ab_dataset(tmp_path / "data")

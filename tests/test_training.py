@@ -1,0 +1,250 @@
+"""pix2pix end to end: fit from Python, the trainer, resume, distribution."""
+
+import glob
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfi2i.config import resolve_config
+from tfi2i.data import paired_dataset
+from tfi2i.errors import UserError
+from tfi2i.methods import Pix2Pix
+from tfi2i.training.checkpoints import restore_run
+from tfi2i.training.trainer import train
+
+from conftest import REPO, write_ab_dataset
+
+TINY = dict(netG="unet_32", ngf=8, ndf=8)
+
+
+def tiny_config(data_dir, run_dir, **overrides):
+    """A run config small enough for CPU tests (32 px, ngf 8, deterministic ops)."""
+    options = dict(TINY, data_dir=data_dir, run_dir=str(run_dir), load_size=36, crop_size=32,
+                   batch_size=2, n_epochs=1, n_epochs_decay=1, save_every_steps=2,
+                   log_every_steps=1, sample_every_steps=2, deterministic=True)
+    options.update(overrides)
+    return resolve_config("pix2pix", None, options)
+
+
+def _adam():
+    return keras.optimizers.Adam(2e-4, beta_1=0.5)
+
+
+def test_fit_from_python_updates_both_networks(ab_dataset):
+    ds = paired_dataset(ab_dataset, "train", load_size=36, crop_size=32, batch_size=2)
+    model = Pix2Pix(**TINY)
+    model.compile(g_optimizer=_adam(), d_optimizer=_adam())
+    model.build_for_size(32, 32)
+    g0 = [w.numpy().copy() for w in model.G.trainable_weights]
+    d0 = [w.numpy().copy() for w in model.D.trainable_weights]
+    val = paired_dataset(ab_dataset, "test", crop_size=32, batch_size=2, training=False)
+    history = model.fit(ds, validation_data=val, verbose=0)
+    for key in ("d_loss", "g_loss", "g_gan", "g_l1", "val_l1", "val_psnr", "val_ssim"):
+        assert np.isfinite(history.history[key][0]), key
+    assert int(model.step.numpy()) == 4  # 8 examples / batch 2
+    assert any(not np.allclose(a, b.numpy()) for a, b in zip(g0, model.G.trainable_weights))
+    assert any(not np.allclose(a, b.numpy()) for a, b in zip(d0, model.D.trainable_weights))
+    out = model.translate(tf.zeros([1, 32, 32, 3]))
+    assert out.shape == (1, 32, 32, 3) and float(tf.reduce_max(tf.abs(out))) <= 1.0
+
+
+def test_compile_requires_one_optimizer_per_network():
+    model = Pix2Pix(**TINY)
+    with pytest.raises(TypeError, match="d_optimizer"):
+        model.compile(g_optimizer=_adam())
+
+
+def test_config_precedence_and_unknown_options():
+    config = resolve_config("pix2pix", "facades", {"batch_size": 8})
+    assert config["direction"] == "BtoA"          # dataset preset
+    assert config["lambda_L1"] == 100.0            # method preset
+    assert config["batch_size"] == 8               # flag beats preset
+    assert config["netG"] == "unet_256" and config["gan_mode"] == "vanilla"
+    with pytest.raises(UserError, match="lambda_typo"):
+        resolve_config("pix2pix", None, {"lambda_typo": 1})
+    with pytest.raises(UserError, match="cyclegan2"):
+        resolve_config("cyclegan2", None, {})
+
+
+class StepLosses(keras.callbacks.Callback):
+    """Per-step g_l1 and d_loss, recovered from the Mean trackers' running totals."""
+
+    def __init__(self):
+        super().__init__()
+        self.values = {}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._last = {n: 0.0 for n in ("g_l1", "d_loss")}
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.step.numpy())
+        row = {}
+        for name in self._last:
+            total = float(self.model.trackers[name].total.numpy())
+            row[name] = total - self._last[name]
+            self._last[name] = total
+        self.values[step] = row
+
+
+def test_resume_continues_the_same_run(ab_dataset, tmp_path):
+    # 8 examples, batch 2 -> 4 steps an epoch; 2 epochs -> 8 steps. Stop at 3
+    # (mid-epoch), resume to the end, and compare with one uninterrupted run.
+    full, part = StepLosses(), StepLosses()
+    m_full = train(tiny_config(ab_dataset, tmp_path / "full"), extra_callbacks=[full])
+    cfg = tiny_config(ab_dataset, tmp_path / "part", max_steps=3)
+    stopped = train(cfg)
+    # Still in the constant phase of the linear policy (epoch 1 of 1 + 1 decay).
+    assert float(stopped.g_optimizer.learning_rate) == pytest.approx(2e-4)
+    ckpts = sorted(glob.glob(str(tmp_path / "part" / "checkpoints" / "ckpt-*.index")))
+    assert ckpts, "no checkpoint written"
+    m_part = train(tiny_config(ab_dataset, tmp_path / "part"), explicit_keys={"max_steps"},
+                   extra_callbacks=[part])
+    assert int(m_part.step.numpy()) == int(m_full.step.numpy()) == 8
+    assert sorted(part.values) == [4, 5, 6, 7, 8]
+    for step in (4, 5, 6, 7, 8):
+        for name in ("g_l1", "d_loss"):
+            assert part.values[step][name] == pytest.approx(full.values[step][name], rel=1e-5), \
+                (step, name)
+    for a, b in zip(m_full.G.weights + m_full.D.weights, m_part.G.weights + m_part.D.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+    # The schedule position came back with the optimizer: the linear decay
+    # over epoch 2 has reached 0.
+    assert float(m_part.g_optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)
+    assert float(m_part.d_optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_run_dir_contents_and_restore(ab_dataset, tmp_path):
+    run = tmp_path / "run"
+    model = train(tiny_config(ab_dataset, run, max_steps=4))
+    with open(run / "config.json") as f:
+        saved = json.load(f)
+    assert saved["netG"] == "unet_32" and saved["run_dir"] == str(run)
+    assert glob.glob(str(run / "logs" / "events.out.tfevents.*"))
+    assert glob.glob(str(run / "samples" / "step_*.png"))
+    assert os.path.exists(run / "checkpoints" / "checkpoint")
+    restored, config = restore_run(str(run))
+    x = tf.random.uniform([1, 32, 32, 3], -1, 1)
+    np.testing.assert_allclose(restored(x).numpy(), model(x).numpy(), atol=1e-6)
+    assert list(restored.generators) == ["AtoB"] and restored.size_divisor == 32
+
+
+def test_resume_refuses_a_changed_model(ab_dataset, tmp_path):
+    train(tiny_config(ab_dataset, tmp_path / "run", max_steps=2))
+    changed = tiny_config(ab_dataset, tmp_path / "run", ngf=16)
+    with pytest.raises(UserError, match="ngf"):
+        train(changed, explicit_keys={"ngf"})
+    with pytest.raises(UserError, match="--resume"):
+        train(tiny_config(ab_dataset, tmp_path / "run"), resume=False)
+
+
+@pytest.fixture(scope="module")
+def mirrored_strategy():
+    # One strategy for the module: a second MirroredStrategy over the same
+    # devices in one process clashes with the first one's collective keys.
+    cpus = tf.config.list_logical_devices("CPU")
+    if len(cpus) < 2:
+        pytest.skip("needs 2 logical CPU devices (set up in conftest before TF starts)")
+    return tf.distribute.MirroredStrategy([d.name for d in cpus[:2]])
+
+
+@pytest.mark.parametrize("norm", ["instance", "sync_batch"])
+def test_mirrored_step_equals_single_device_step(norm, mirrored_strategy):
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.uniform(-1, 1, (2, 32, 32, 3)), tf.float32)
+    y = tf.constant(rng.uniform(-1, 1, (2, 32, 32, 3)), tf.float32)
+    data = tf.data.Dataset.from_tensors((x, y))
+    hp = dict(TINY, norm=norm, use_dropout=False)
+    # Plain SGD: the update is proportional to the gradient, so a wrong loss
+    # scale (e.g. 2x from summing replicas' means) shows. Adam's first step is
+    # scale-invariant and would hide it.
+    sgd = lambda: keras.optimizers.SGD(0.5)
+
+    keras.utils.set_random_seed(1)
+    single = Pix2Pix(**hp)
+    single.compile(g_optimizer=sgd(), d_optimizer=sgd())
+    single.build_for_size(32, 32)
+    init = [w.numpy() for w in single.weights]
+
+    with mirrored_strategy.scope():
+        mirrored = Pix2Pix(**hp)
+        mirrored.compile(g_optimizer=sgd(), d_optimizer=sgd())
+        mirrored.build_for_size(32, 32)
+    mirrored.set_weights(init)
+
+    single.fit(data, verbose=0)
+    mirrored.fit(data, verbose=0)
+    moved = 0.0
+    for a, b, w0 in zip(single.weights, mirrored.weights, init):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6)
+        moved = max(moved, float(np.abs(a.numpy() - w0).max()))
+    assert moved > 1e-3  # the step did update the weights
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_multiworker_training_agrees(ab_dataset, tmp_path):
+    ports = [_free_port(), _free_port()]
+    script = textwrap.dedent(f"""
+        import os, sys, numpy as np
+        from tfi2i.config import resolve_config
+        from tfi2i.training.trainer import train
+        cfg = resolve_config("pix2pix", None, dict(netG="unet_32", ngf=8, ndf=8,
+            data_dir={ab_dataset!r}, run_dir={str(tmp_path / 'run')!r}, load_size=36,
+            crop_size=32, batch_size=2, max_steps=3, strategy="multiworker",
+            norm="instance", use_dropout=False, save_every_steps=2))
+        model = train(cfg)
+        np.savez(sys.argv[1], *[w.numpy() for w in model.G.weights + model.D.weights],
+                 step=int(model.step.numpy()))
+    """)
+    procs = []
+    for index in range(2):
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=json.dumps({
+            "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+            "task": {"type": "worker", "index": index}}))
+        out = str(tmp_path / f"w{index}.npz")
+        procs.append((subprocess.Popen([sys.executable, "-c", script, out], env=env, cwd=REPO,
+                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT), out))
+    for proc, _ in procs:
+        output, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, output.decode()[-3000:]
+    w0, w1 = (np.load(out) for _, out in procs)
+    assert int(w0["step"]) == int(w1["step"]) == 3
+    for key in w0.files:
+        np.testing.assert_allclose(w0[key], w1[key], rtol=1e-6)
+    assert glob.glob(str(tmp_path / "run" / "checkpoints" / "ckpt-*.index"))
+    assert not glob.glob(str(tmp_path / "run" / ".worker_tmp" / "*" / "ckpt-*"))
+
+
+def test_cli_trains_and_reports_bad_input(ab_dataset, tmp_path):
+    run = tmp_path / "cli_run"
+    cmd = [sys.executable, "-m", "tfi2i.cli.train", "--method=pix2pix",
+           f"--data_dir={ab_dataset}", f"--run_dir={run}", "--netG=unet_32", "--ngf=8",
+           "--ndf=8", "--load_size=36", "--crop_size=32", "--batch_size=2", "--max_steps=2"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    done = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert os.path.exists(run / "config.json")
+    assert tf.train.latest_checkpoint(str(run / "checkpoints")).endswith("ckpt-2")
+
+    bad = subprocess.run([sys.executable, "-m", "tfi2i.cli.train", "--method=nosuch",
+                          f"--data_dir={ab_dataset}"], env=env, cwd=REPO, capture_output=True,
+                         text=True, timeout=300)
+    assert bad.returncode == 2
+    assert "Unknown method 'nosuch'" in bad.stderr and "Traceback" not in bad.stderr
+    missing = subprocess.run([sys.executable, "-m", "tfi2i.cli.train",
+                              f"--data_dir={tmp_path / 'nowhere'}", f"--run_dir={tmp_path / 'r2'}"],
+                             env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 2 and "nowhere" in missing.stderr
+    assert "Traceback" not in missing.stderr

@@ -1,0 +1,6 @@
+"""Translation methods, one file each, registered by name for `--method`."""
+
+from tfi2i.methods.registry import METHODS, get_method, register
+from tfi2i.methods.pix2pix import Pix2Pix
+
+__all__ = ["METHODS", "get_method", "register", "Pix2Pix"]

@@ -1,0 +1,155 @@
+"""What every translation method shares: the Keras plumbing, not the objective.
+
+A method file subclasses `TranslationModel`, builds its networks in
+`__init__`, and writes `train_step` / `test_step` so they read like the
+paper's objective. This base class gives it:
+
+- `average(per_example_loss)`: the scalar loss, scaled by the *global* batch
+  size so gradients are right under `tf.distribute` (they are summed across
+  replicas);
+- `from_run_config(config)`: builds the method from a flat run config (the
+  CLI's resolved flags), taking the keys its `__init__` accepts;
+- `get_config()`, so `.keras` saving and `clone` work;
+- the hooks the trainer and the exporter use: `step`, `generators`,
+  `size_divisor`, `sample_images`, `build_for_size`.
+"""
+
+import inspect
+
+import keras
+import tensorflow as tf
+
+
+class TranslationModel(keras.Model):
+    """Base class of the methods in `tfi2i.methods`.
+
+    Subclasses set:
+        paired: whether `fit` data are aligned (input, target) pairs.
+        optimizer_groups: names of the network groups with their own
+            optimizer, in the order `compile()` takes them, e.g. ("g", "d")
+            for `compile(g_optimizer=..., d_optimizer=...)`.
+        input_nc, output_nc: channels of the inputs and outputs.
+    """
+
+    paired = True
+    optimizer_groups = ("g", "d")
+
+    def __init__(self, hparams, **kwargs):
+        super().__init__(**kwargs)
+        # The constructor arguments, kept for get_config and the run config.
+        self.hparams = dict(hparams)
+
+    # -- construction -----------------------------------------------------
+
+    @classmethod
+    def init_arg_names(cls):
+        """The hyper-parameters this method's constructor accepts."""
+        params = inspect.signature(cls.__init__).parameters
+        return [n for n, p in params.items()
+                if n != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]
+
+    @classmethod
+    def from_run_config(cls, config):
+        """Builds the method from a flat config, ignoring keys it doesn't take."""
+        names = cls.init_arg_names()
+        return cls(**{k: v for k, v in config.items() if k in names})
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(self.hparams)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls.from_run_config(config)
+
+    def build_for_size(self, height, width):
+        """Creates every variable by running one step's worth of forward passes."""
+        dummy = tf.zeros([1, height, width, self.hparams.get("input_nc", 3)])
+        self(dummy, training=False)
+        self.build_discriminators(height, width)
+        self.built = True
+
+    def build_discriminators(self, height, width):
+        """Creates the discriminators' variables (a method overrides it)."""
+
+    def compile(self, jit_compile=False, **optimizers):
+        """Takes one optimizer per network group, e.g. g_optimizer, d_optimizer."""
+        expected = {f"{g}_optimizer" for g in self.optimizer_groups}
+        if set(optimizers) != expected:
+            raise TypeError(f"{type(self).__name__}.compile() takes "
+                            f"{', '.join(sorted(expected))}; got {', '.join(sorted(optimizers))}.")
+        # optimizer=None: a bare compile() would create an unused RMSprop.
+        super().compile(optimizer=None, jit_compile=jit_compile)
+        self.optimizers = {}
+        for group in self.optimizer_groups:
+            opt = optimizers[f"{group}_optimizer"]
+            # Built here, inside the strategy scope, or fit under
+            # MirroredStrategy fails in graph mode.
+            opt.build(self.group_variables(group))
+            setattr(self, f"{group}_optimizer", opt)
+            self.optimizers[group] = opt
+
+    def group_variables(self, group):
+        """Trainable variables updated by the optimizer of `group`."""
+        raise NotImplementedError
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras's TF trainer "symbolically builds" a model made under a
+        # strategy at the start of fit/evaluate, peeking at one batch and
+        # reducing it with strategy.reduce(axis=None), which fails under
+        # MultiWorkerMirroredStrategy (Keras 3.15: "Attempt to convert a value
+        # (PerReplica...)"). There is nothing to build: the networks are built
+        # by build_for_size and the optimizers in compile().
+        return
+
+    # -- helpers for train_step ------------------------------------------
+
+    @staticmethod
+    def average(per_example_loss):
+        """Scalar loss from per-example losses, right under tf.distribute."""
+        per_example_loss = tf.cast(per_example_loss, tf.float32)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        global_batch = tf.shape(per_example_loss)[0] * replicas
+        return tf.nn.compute_average_loss(per_example_loss, global_batch_size=global_batch)
+
+    def apply(self, group, tape, loss):
+        """Gradient step of one network group (with loss scaling when mixed precision)."""
+        opt = self.optimizers[group]
+        variables = self.group_variables(group)
+        if isinstance(opt, keras.optimizers.LossScaleOptimizer):
+            loss = opt.scale_loss(loss)
+        grads = tape.gradient(loss, variables)
+        opt.apply(grads, variables)
+
+    def _update_trackers(self, values):
+        """Updates the Mean trackers; returns their results, the step's logs."""
+        for name, value in values.items():
+            self.trackers[name].update_state(tf.reduce_mean(value))
+        results = {name: self.trackers[name].result() for name in values}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras reduces multi-worker step outputs with reduce("MEAN", axis=0),
+            # which fails on scalars (Keras 3.15): give them an axis to reduce.
+            results = {name: tf.reshape(v, [1]) for name, v in results.items()}
+        return results
+
+    # -- hooks for the trainer and the exporter ----------------------------
+
+    @property
+    def step(self):
+        """Global training step: the first optimizer's update count."""
+        return self.optimizers[self.optimizer_groups[0]].iterations
+
+    @property
+    def generators(self):
+        """Ordered {name: generator} to export; the first one is the default."""
+        raise NotImplementedError
+
+    @property
+    def size_divisor(self):
+        """Input height and width must be multiples of this."""
+        raise NotImplementedError
+
+    def sample_images(self, batch):
+        """Image rows (input | output | target) in [-1, 1] for TensorBoard and PNGs."""
+        raise NotImplementedError

@@ -1,0 +1,128 @@
+"""Keras callbacks of a training run: checkpoints, TensorBoard, sample images."""
+
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+
+def _lr_of(optimizer):
+    lr = optimizer.learning_rate
+    return float(lr(optimizer.iterations) if callable(lr) else lr)
+
+
+class StepCheckpoint(keras.callbacks.Callback):
+    """Saves the run every `every_steps` steps and at each epoch's end.
+
+    The step is the model's global step (restored on resume), so saving is
+    aligned to the run, not to one `fit` call.
+    """
+
+    def __init__(self, checkpointer, epoch_var, every_steps, steps_per_epoch):
+        super().__init__()
+        self.checkpointer = checkpointer
+        self.epoch_var = epoch_var
+        self.every_steps = max(int(every_steps), 1)
+        self.steps_per_epoch = steps_per_epoch
+        self.last_saved = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.step.numpy())
+        if step % self.every_steps == 0 or step % self.steps_per_epoch == 0:
+            self.save(step)
+
+    def save(self, step):
+        if step == self.last_saved:
+            return
+        self.epoch_var.assign(step // self.steps_per_epoch)
+        self.checkpointer.save(step)
+        self.last_saved = step
+
+    def on_train_end(self, logs=None):
+        self.save(int(self.model.step.numpy()))
+
+
+class TrainingLogger(keras.callbacks.Callback):
+    """TensorBoard scalars (losses, LR, steps/s), validation metrics, image grids.
+
+    Image grids (input | output | target per row) of a fixed batch go to
+    TensorBoard and, as PNG files, to `samples_dir`.
+
+    Args:
+        log_dir: TensorBoard directory.
+        samples_dir: where `step_XXXXXXXX.png` grids are written.
+        sample_batch: a fixed (input, target) batch to translate.
+        log_every_steps, sample_every_steps: intervals, in global steps.
+    """
+
+    def __init__(self, log_dir, samples_dir, sample_batch, log_every_steps=100,
+                 sample_every_steps=500):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(log_dir)
+        self.samples_dir = samples_dir
+        self.sample_batch = sample_batch
+        self.log_every_steps = max(int(log_every_steps), 1)
+        self.sample_every_steps = max(int(sample_every_steps), 1)
+        self._t0 = None
+        self._s0 = None
+
+    def on_train_begin(self, logs=None):
+        self._t0, self._s0 = time.perf_counter(), int(self.model.step.numpy())
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.step.numpy())
+        if step % self.log_every_steps == 0:
+            now = time.perf_counter()
+            steps_per_sec = (step - self._s0) / max(now - self._t0, 1e-9)
+            self._t0, self._s0 = now, step
+            with self.writer.as_default(step=step):
+                for name in self.model.train_names:
+                    tf.summary.scalar(f"train/{name}", self.model.trackers[name].result())
+                for group, opt in self.model.optimizers.items():
+                    tf.summary.scalar(f"lr/{group}", _lr_of(opt))
+                tf.summary.scalar("speed/steps_per_sec", steps_per_sec)
+        if step % self.sample_every_steps == 0:
+            self.write_samples(step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = int(self.model.step.numpy())
+        with self.writer.as_default(step=step):
+            for name, value in (logs or {}).items():
+                if name.startswith("val_"):
+                    tf.summary.scalar(f"val/{name[4:]}", value)
+            tf.summary.scalar("epoch", epoch + 1)
+        self.writer.flush()
+
+    def on_train_end(self, logs=None):
+        self.write_samples(int(self.model.step.numpy()))
+        self.writer.flush()
+
+    def write_samples(self, step):
+        grid = self.model.sample_images(self.sample_batch)
+        grid = tf.cast(tf.round((tf.clip_by_value(grid, -1.0, 1.0) + 1.0) * 127.5), tf.uint8)
+        with self.writer.as_default(step=step):
+            tf.summary.image("samples/input_output_target", grid, max_outputs=4)
+        rows = np.concatenate(list(grid.numpy()), axis=0)
+        os.makedirs(self.samples_dir, exist_ok=True)
+        path = os.path.join(self.samples_dir, f"step_{step:08d}.png")
+        tmp = path + ".tmp.png"
+        Image.fromarray(rows).save(tmp)
+        os.replace(tmp, path)
+
+
+class StepsPerSecond(keras.callbacks.Callback):
+    """Adds `steps_per_sec` to the logs at each epoch's end (shown by the progress bar)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
+        self._steps = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["steps_per_sec"] = self._steps / max(time.perf_counter() - self._t0, 1e-9)

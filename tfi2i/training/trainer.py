@@ -1,0 +1,206 @@
+"""The training run behind `tfi2i-train`: config -> data -> method -> fit.
+
+`train(config)` is what the command line calls, and it is `model.fit` under
+the hood, with the run directory around it: config.json, checkpoints that
+resume mid-epoch, TensorBoard logs and sample images.
+
+    RUN/config.json      the resolved config (the whole truth about the run)
+    RUN/checkpoints/     tf.train checkpoints: nets, optimizers, epoch
+    RUN/logs/            TensorBoard events
+    RUN/samples/         PNG grids, input | output | target
+"""
+
+import math
+import os
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from tfi2i import data as tfi2i_data
+from tfi2i.config import merge_for_resume, read_config, write_json_atomic
+from tfi2i.errors import UserError
+from tfi2i.methods import get_method
+from tfi2i.training import callbacks as cb
+from tfi2i.training.checkpoints import RunCheckpointer, checkpoint_dir
+from tfi2i.training.schedules import make_schedule
+from tfi2i.training.strategy import get_strategy, worker_info
+
+
+def default_run_dir(config):
+    source = config.get("dataset") or os.path.basename(os.path.normpath(config["data_dir"] or "data"))
+    return os.path.join("runs", f"{config['method']}_{source}")
+
+
+def prepare_run_config(config, explicit_keys=(), resume=True):
+    """Decides the run directory and, for a resumed run, reconciles the configs."""
+    config = dict(config)
+    config["run_dir"] = config.get("run_dir") or default_run_dir(config)
+    run_dir = config["run_dir"]
+    has_checkpoint = tf.train.latest_checkpoint(checkpoint_dir(run_dir)) is not None
+    if has_checkpoint and not resume:
+        raise UserError(f"{run_dir!r} already holds a run. Pass --resume to continue it, or "
+                        "choose a new --run_dir.")
+    if os.path.exists(os.path.join(run_dir, "config.json")) and has_checkpoint:
+        saved = read_config(run_dir)
+        saved["run_dir"] = run_dir
+        config = merge_for_resume(saved, config, explicit_keys)
+    return config
+
+
+def _optimizer(config, schedule):
+    opt = keras.optimizers.Adam(schedule, beta_1=config["beta1"], beta_2=config["beta2"])
+    if keras.mixed_precision.global_policy().name == "mixed_float16":
+        opt = keras.optimizers.LossScaleOptimizer(opt)
+    return opt
+
+
+def build_compiled_model(config, steps_per_epoch, strategy):
+    """The method, built and compiled inside the strategy's scope."""
+    cls = get_method(config["method"])
+    with strategy.scope():
+        model = cls.from_run_config(config)
+        size = config["crop_size"]
+        model.build_for_size(size, size)
+        opts = {}
+        for group in cls.optimizer_groups:
+            schedule = make_schedule(config["lr_policy"], config["lr"], steps_per_epoch,
+                                     config["n_epochs"], config["n_epochs_decay"],
+                                     config["lr_decay_iters"])
+            opts[f"{group}_optimizer"] = _optimizer(config, schedule)
+        model.compile(jit_compile=bool(config["jit_compile"]), **opts)
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+    return model, epoch
+
+
+def _set_precision_and_determinism(config):
+    keras.utils.set_random_seed(int(config["seed"]))
+    if config["deterministic"]:
+        tf.config.experimental.enable_op_determinism()
+    if config["mixed_precision"]:
+        # float16 needs a GPU to be fast; bfloat16 is the CPU's half type.
+        policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+        keras.mixed_precision.set_global_policy(policy)
+    else:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def _val_split(config, root):
+    if config.get("val_split"):
+        return config["val_split"]
+    for split in ("val", "test"):
+        try:
+            if tfi2i_data.num_examples(root, split, config["skip_bad_images"]) > 0:
+                return split
+        except UserError:
+            continue
+    return None
+
+
+def train(config, explicit_keys=(), resume=True, extra_callbacks=()):
+    """Trains one run; returns the trained model.
+
+    Args:
+        config: a resolved config (`tfi2i.config.resolve_config`).
+        explicit_keys: options the user set explicitly; on resume they are
+            checked against the saved config.
+        resume: continue the run found in `run_dir`, if any.
+        extra_callbacks: more Keras callbacks for `fit`.
+    """
+    strategy = get_strategy(config["strategy"])  # First: multi-worker needs a fresh runtime.
+    config = prepare_run_config(config, explicit_keys, resume)
+    run_dir = config["run_dir"]
+    _set_precision_and_determinism(config)
+    is_chief, task_id = worker_info(strategy)
+    cls = get_method(config["method"])
+    if not cls.paired:
+        raise UserError(f"Method {config['method']!r} needs unpaired data, which this trainer "
+                        "does not load yet.")
+
+    root = tfi2i_data.resolve_dataset(config.get("dataset"), config.get("data_dir"),
+                                      config.get("cache_dir"))
+    n_train = tfi2i_data.num_examples(root, "train", skip_bad_images=config["skip_bad_images"])
+    batch = int(config["batch_size"])
+    steps_per_epoch = math.ceil(n_train / batch)
+    n_epochs_total = int(config["n_epochs"]) + int(config["n_epochs_decay"])
+    total_steps = steps_per_epoch * n_epochs_total
+    if config.get("max_steps"):
+        total_steps = min(total_steps, int(config["max_steps"]))
+
+    model, epoch_var = build_compiled_model(config, steps_per_epoch, strategy)
+    config["size_divisor"] = model.size_divisor
+    if is_chief:
+        write_json_atomic(os.path.join(run_dir, "config.json"), config)
+
+    checkpointer = RunCheckpointer(model, epoch_var, run_dir, keep=config["keep_checkpoints"],
+                                   is_chief=is_chief, task_id=task_id)
+    restored = checkpointer.restore_latest()
+    start = int(model.step.numpy())
+    if restored:
+        logging.info("Resuming %s from %s (step %d, epoch %d).", run_dir, restored, start,
+                     start // steps_per_epoch)
+    if start >= total_steps:
+        logging.info("%s is already trained to step %d.", run_dir, start)
+        return model
+
+    data_options = dict(direction=config["direction"], preprocess=config["preprocess"],
+                        load_size=config["load_size"], crop_size=config["crop_size"],
+                        size_divisor=model.size_divisor,
+                        skip_bad_images=config["skip_bad_images"])
+
+    def train_data(first, last):
+        ds = tfi2i_data.paired_dataset(root, "train", batch_size=batch, seed=config["seed"],
+                                       training=True, epochs=n_epochs_total, start_step=first,
+                                       cache=config["cache_data"], **data_options)
+        return ds.take(last - first)
+
+    val_split = _val_split(config, root)
+    val_data = None
+    if val_split:
+        val_data = tfi2i_data.paired_dataset(root, val_split, batch_size=batch, training=False,
+                                             **data_options).take(config["val_batches"])
+    sample_source = val_data if val_data is not None else train_data(0, 1)
+    sample_batch = next(iter(sample_source.unbatch().batch(4).take(1)))
+
+    callbacks = [cb.StepCheckpoint(checkpointer, epoch_var, config["save_every_steps"],
+                                   steps_per_epoch), cb.StepsPerSecond()]
+    if is_chief:
+        callbacks.append(cb.TrainingLogger(os.path.join(run_dir, "logs"),
+                                           os.path.join(run_dir, "samples"), sample_batch,
+                                           config["log_every_steps"],
+                                           config["sample_every_steps"]))
+    callbacks.extend(extra_callbacks)
+
+    # fit's epochs are the run's epochs. A run resumed mid-epoch first
+    # finishes that epoch with a short fit, so later epochs line up.
+    for first, last in _epoch_segments(start, total_steps, steps_per_epoch):
+        seg_epoch = first // steps_per_epoch
+        seg_steps = min(last - first, steps_per_epoch) if first % steps_per_epoch == 0 \
+            else last - first
+        model.fit(train_data(first, last), initial_epoch=seg_epoch,
+                  epochs=seg_epoch + math.ceil((last - first) / seg_steps),
+                  steps_per_epoch=seg_steps, validation_data=val_data,
+                  validation_freq=config["validation_freq"], callbacks=callbacks,
+                  verbose=1 if is_chief else 0)
+    logging.info("Trained %s to step %d.", run_dir, int(model.step.numpy()))
+    if is_chief:
+        print(f"Run directory: {run_dir}")
+    return model
+
+
+def _epoch_segments(start, stop, steps_per_epoch):
+    """Splits steps [start, stop) into: the rest of a started epoch, whole
+    epochs, and a last partial epoch, so each `fit` call has a fixed
+    steps_per_epoch."""
+    segments = []
+    if start % steps_per_epoch:
+        end = min(stop, (start // steps_per_epoch + 1) * steps_per_epoch)
+        segments.append((start, end))
+        start = end
+    whole_end = start + (stop - start) // steps_per_epoch * steps_per_epoch
+    if whole_end > start:
+        segments.append((start, whole_end))
+        start = whole_end
+    if stop > start:
+        segments.append((start, stop))
+    return segments
