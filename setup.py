@@ -25,6 +25,8 @@ setup(
         # tensorflow-datasets' download_and_prepare imports it without declaring it.
         "importlib_resources",
         "numpy",
+        # FID's matrix algebra and the segmentation score's palette fitting.
+        "scipy",
         "pillow",
         # The built-in `sample` dataset is derived from scikit-image's bundled photographs.
         "scikit-image",
