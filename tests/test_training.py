@@ -248,3 +248,21 @@ def test_cli_trains_and_reports_bad_input(ab_dataset, tmp_path):
                              env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert missing.returncode == 2 and "nowhere" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+@pytest.mark.parametrize("option", ["jit_compile", "mixed_precision"])
+def test_xla_and_mixed_precision_train(ab_dataset, tmp_path, option):
+    try:
+        model = train(tiny_config(ab_dataset, tmp_path / option, max_steps=2,
+                                  deterministic=False, **{option: True}))
+        if option == "mixed_precision":
+            # bfloat16 compute on CPU; variables and outputs stay float32.
+            assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+            assert any(layer.compute_dtype == "bfloat16" for layer in model.G.layers)
+        assert model.G.weights[0].dtype == "float32"
+        assert int(model.step.numpy()) == 2
+        assert all(np.isfinite(w.numpy()).all() for w in model.G.weights)
+        out = model(tf.zeros([1, 32, 32, 3]))
+        assert out.dtype == tf.float32
+    finally:
+        keras.mixed_precision.set_global_policy("float32")

@@ -180,7 +180,7 @@ def train(config, explicit_keys=(), resume=True, extra_callbacks=()):
         model.fit(train_data(first, last), initial_epoch=seg_epoch,
                   epochs=seg_epoch + math.ceil((last - first) / seg_steps),
                   steps_per_epoch=seg_steps, validation_data=val_data,
-                  validation_freq=config["validation_freq"], callbacks=callbacks,
+                  validation_freq=config["validation_freq"], callbacks=callbacks, shuffle=False,
                   verbose=1 if is_chief else 0)
     logging.info("Trained %s to step %d.", run_dir, int(model.step.numpy()))
     if is_chief:
