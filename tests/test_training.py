@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -266,3 +267,19 @@ def test_xla_and_mixed_precision_train(ab_dataset, tmp_path, option):
         assert out.dtype == tf.float32
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_eval_metrics_keep_the_best_checkpoint(ab_dataset, tmp_path):
+    run = tmp_path / "run"
+    model = train(tiny_config(ab_dataset, run, eval_metrics=["psnr", "l1"],
+                              best_metric="psnr"))
+    with open(run / "best" / "best.json") as f:
+        best = json.load(f)
+    assert best["epoch"] in (1, 2) and np.isfinite(best["psnr"])
+    restored, _ = restore_run(str(run), checkpoint="best")
+    if best["epoch"] == 2:  # the best is the last: same weights as the model
+        x = tf.random.uniform([1, 32, 32, 3], -1, 1)
+        np.testing.assert_allclose(restored(x).numpy(), model(x).numpy(), atol=1e-6)
+    shutil.rmtree(run / "best")
+    with pytest.raises(UserError, match="best checkpoint"):
+        restore_run(str(run), checkpoint="best")

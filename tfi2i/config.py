@@ -46,6 +46,10 @@ BASE_DEFAULTS = {
     "val_split": None,
     "val_batches": 50,
     "validation_freq": 1,
+    "eval_metrics": [],
+    "eval_every_epochs": 1,
+    "best_metric": None,
+    "segmenter": None,
     "strategy": "auto",
     "mixed_precision": False,
     "jit_compile": False,
@@ -57,6 +61,7 @@ RESUMABLE_KEYS = {
     "n_epochs", "n_epochs_decay", "max_steps", "save_every_steps", "keep_checkpoints",
     "log_every_steps", "sample_every_steps", "val_batches", "validation_freq", "strategy",
     "jit_compile", "cache_data", "data_dir", "cache_dir", "skip_bad_images",
+    "eval_metrics", "eval_every_epochs", "best_metric", "segmenter",
 }
 
 

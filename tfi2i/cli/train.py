@@ -89,6 +89,13 @@ flags.DEFINE_integer("sample_every_steps", None, "Sample image grids every N ste
 flags.DEFINE_string("val_split", None, "Split for validation (val if present, else test).")
 flags.DEFINE_integer("val_batches", None, "Validation batches per evaluation (50).")
 flags.DEFINE_integer("validation_freq", None, "Validate every N epochs (1).")
+flags.DEFINE_list("eval_metrics", None, "Also score the validation split with these "
+                  "tfi2i.metrics (psnr, ssim, l1, fid, kid, seg), logged to TensorBoard ([]).")
+flags.DEFINE_integer("eval_every_epochs", None, "Run --eval_metrics every N epochs (1).")
+flags.DEFINE_string("best_metric", None, "Keep the checkpoint with the best value of this "
+                    "metric (e.g. fid, psnr) in RUN/best/ (none).")
+flags.DEFINE_string("segmenter", None, "Segmenter for --eval_metrics=seg (a .keras file or "
+                    "SavedModel; default: the facades segmenter in the cache).")
 flags.DEFINE_enum("strategy", None, ["auto", "mirrored", "multiworker", "one_device",
                                      "default"],
                   "Distribution: auto = MirroredStrategy with several GPUs (auto).")
@@ -102,7 +109,8 @@ _OPTION_FLAGS = [
     "use_dropout", "init_type", "init_gain", "gan_mode", "lambda_L1", "test_time_noise",
     "n_epochs", "n_epochs_decay", "max_steps", "lr", "beta1", "beta2", "lr_policy",
     "lr_decay_iters", "save_every_steps", "keep_checkpoints", "log_every_steps",
-    "sample_every_steps", "val_split", "val_batches", "validation_freq", "strategy",
+    "sample_every_steps", "val_split", "val_batches", "validation_freq", "eval_metrics",
+    "eval_every_epochs", "best_metric", "segmenter", "strategy",
     "mixed_precision", "jit_compile", "deterministic",
 ]
 

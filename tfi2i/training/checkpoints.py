@@ -72,8 +72,9 @@ def restore_run(run_dir, checkpoint=None):
 
     Args:
         run_dir: the `--run_dir` of a tfi2i-train run.
-        checkpoint: a checkpoint path (`RUN/checkpoints/ckpt-1200`); default
-            the latest one.
+        checkpoint: a checkpoint path (`RUN/checkpoints/ckpt-1200`), or
+            "best" for the one `--best_metric` kept in RUN/best/; default the
+            latest one.
 
     Returns:
         (model, config): the method with restored weights (optimizers are not
@@ -82,7 +83,13 @@ def restore_run(run_dir, checkpoint=None):
     from tfi2i.methods import get_method  # Methods import nets; keep this module light.
 
     config = read_config(run_dir)
-    path = checkpoint or tf.train.latest_checkpoint(checkpoint_dir(run_dir))
+    if checkpoint == "best":
+        path = tf.train.latest_checkpoint(os.path.join(run_dir, "best"))
+        if not path:
+            raise UserError(f"{run_dir!r} has no best checkpoint: train with --eval_metrics "
+                            "and --best_metric to keep one.")
+    else:
+        path = checkpoint or tf.train.latest_checkpoint(checkpoint_dir(run_dir))
     if not path:
         raise UserError(f"The run directory {run_dir!r} has no checkpoint yet. Train first, "
                         "or pass --checkpoint.")

@@ -22,7 +22,7 @@ from tfi2i.config import merge_for_resume, read_config, write_json_atomic
 from tfi2i.errors import UserError
 from tfi2i.methods import get_method
 from tfi2i.training import callbacks as cb
-from tfi2i.training.checkpoints import RunCheckpointer, checkpoint_dir
+from tfi2i.training.checkpoints import RunCheckpointer, checkpoint_dir, make_checkpoint
 from tfi2i.training.schedules import make_schedule
 from tfi2i.training.strategy import get_strategy, worker_info
 
@@ -169,6 +169,8 @@ def train(config, explicit_keys=(), resume=True, extra_callbacks=()):
                                            os.path.join(run_dir, "samples"), sample_batch,
                                            config["log_every_steps"],
                                            config["sample_every_steps"]))
+    if config.get("eval_metrics") and val_data is not None:
+        callbacks.append(_evaluation_callback(config, model, epoch_var, val_data, is_chief))
     callbacks.extend(extra_callbacks)
 
     # fit's epochs are the run's epochs. A run resumed mid-epoch first
@@ -186,6 +188,33 @@ def train(config, explicit_keys=(), resume=True, extra_callbacks=()):
     if is_chief:
         print(f"Run directory: {run_dir}")
     return model
+
+
+def _evaluation_callback(config, model, epoch_var, val_data, is_chief):
+    """`--eval_metrics` every `--eval_every_epochs`; the best checkpoint goes to RUN/best/."""
+    from tfi2i.metrics.callback import EvaluationCallback  # FID pulls in the Inception net.
+
+    run_dir = config["run_dir"]
+    best = tf.train.CheckpointManager(make_checkpoint(model, epoch_var),
+                                      os.path.join(run_dir, "best"), max_to_keep=1,
+                                      checkpoint_name="ckpt")
+
+    def save_best(model, epoch, results):
+        if is_chief:
+            best.save(checkpoint_number=int(model.step.numpy()))
+            write_json_atomic(os.path.join(run_dir, "best", "best.json"),
+                              {"epoch": epoch, "step": int(model.step.numpy()),
+                               **{k: float(v) for k, v in results.items()}})
+
+    segmenter = None
+    if "seg" in config["eval_metrics"]:
+        from tfi2i.metrics.segmentation import load_segmenter
+        segmenter = load_segmenter(config.get("segmenter"))
+    return EvaluationCallback(
+        val_data, metrics=config["eval_metrics"], every_n_epochs=config["eval_every_epochs"],
+        log_dir=os.path.join(run_dir, "logs") if is_chief else None,
+        best_metric=config.get("best_metric"), save_best=save_best,
+        translate=model.translate, segmenter=segmenter)
 
 
 def _epoch_segments(start, stop, steps_per_epoch):
