@@ -1,0 +1,444 @@
+"""Translating images of any size: reflect padding, tiling with blending, `load`.
+
+A generator only accepts heights and widths that are multiples of its size
+divisor (256 for a U-Net 256, 4 for a ResNet generator). `Translator` pads
+each image (reflect, centred) up to the next multiple, runs the net and crops
+back, so outputs always have their inputs' size. Images larger than
+`tile_size` are cut into overlapping tiles that are translated in batches and
+blended with weights that ramp down towards each tile's border, so no seam
+shows where tiles meet.
+
+`load(path)` returns a `Translator` for a run directory, an export directory
+(SavedModel) or a `.tflite` file.
+"""
+
+import json
+import math
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from tfi2i.errors import UserError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+# -- padding ----------------------------------------------------------------
+
+def round_up(size, divisor):
+    """The smallest multiple of `divisor` that is >= `size`."""
+    return -(-size // divisor) * divisor
+
+
+def _reflect_indices(size, padded_size):
+    """Source indices that reflect-pad an axis of `size` to `padded_size`, centred.
+
+    Computed as a gather rather than `tf.pad(mode="REFLECT")`, which cannot pad
+    by more than the axis length minus one: a 100 px image padded to 256 needs
+    repeated reflection.
+    """
+    before = (padded_size - size) // 2
+    positions = tf.range(padded_size) - before
+    # Reflection without repeating the edge has period 2 * (size - 1); a 1 px
+    # axis has nothing to reflect, so it repeats.
+    period = tf.maximum(2 * (size - 1), 1)
+    positions = tf.math.floormod(positions, period)
+    return tf.where(positions >= size, period - positions, positions)
+
+
+def reflect_pad(images, height, width):
+    """Reflect-pads [N, H, W, C] images, centred, to [N, height, width, C]."""
+    shape = tf.shape(images)
+    images = tf.gather(images, _reflect_indices(shape[1], height), axis=1)
+    return tf.gather(images, _reflect_indices(shape[2], width), axis=2)
+
+
+def center_crop(images, height, width):
+    """Undoes `reflect_pad`: the centred [height, width] window of [N, H, W, C] images."""
+    shape = tf.shape(images)
+    top = (shape[1] - height) // 2
+    left = (shape[2] - width) // 2
+    return images[:, top:top + height, left:left + width, :]
+
+
+# -- tiling -----------------------------------------------------------------
+
+def tile_starts(length, tile, overlap):
+    """Start offsets of tiles of size `tile` covering [0, length), overlapping by >= `overlap`."""
+    if length <= tile:
+        return [0]
+    count = math.ceil((length - overlap) / (tile - overlap))
+    return [int(round(s)) for s in np.linspace(0, length - tile, count)]
+
+
+def blend_window(tile, overlap):
+    """1-D blending weights of a tile: a raised-cosine ramp over `overlap` pixels at both ends.
+
+    The ramp is near zero at the tile's edge, where the net saw zero padding
+    instead of the neighbouring pixels, and never exactly zero, so pixels
+    covered by a single tile (at the image border) keep their value after
+    normalisation.
+    """
+    position = np.arange(tile, dtype=np.float64) + 0.5
+    ramp = np.sin(0.5 * np.pi * np.minimum(1.0, np.minimum(position, tile - position)
+                                           / max(overlap, 1))) ** 2
+    return ramp.astype(np.float32)
+
+
+# -- the translator ----------------------------------------------------------
+
+class Translator:
+    """Translates images of any size with a method's generator(s).
+
+    Args:
+        nets: ordered {direction: fn}; each fn maps float32 [N, h, w, C] in
+            [-1, 1], h and w multiples of `size_divisor`, to float32 [N, h, w, C']
+            in [-1, 1]. The first direction is the default.
+        size_divisor: what the nets' input height and width must be multiples of.
+        config: the run's resolved config; its `input_nc` (default 3) is the
+            channel count images must have.
+        tile_size: images with a side above this are translated in tiles of
+            this size (rounded up to a multiple of `size_divisor`); bounds memory.
+        tile_overlap: minimum overlap of neighbouring tiles, in pixels; the
+            blending ramp is this long.
+        batch_size: images (or tiles) per call of the net.
+    """
+
+    def __init__(self, nets, size_divisor, config=None, tile_size=1024, tile_overlap=64,
+                 batch_size=4):
+        if not nets:
+            raise ValueError("Translator needs at least one net.")
+        self.nets = dict(nets)
+        self.size_divisor = int(size_divisor)
+        self.config = dict(config or {})
+        self.tile_size = round_up(int(tile_size), self.size_divisor)
+        self.tile_overlap = int(tile_overlap)
+        self.batch_size = int(batch_size)
+        if not 0 <= self.tile_overlap < self.tile_size // 2:
+            raise UserError(f"tile_overlap={tile_overlap} must be >= 0 and less than half "
+                            f"the tile size ({self.tile_size}); lower it or raise tile_size.")
+        if self.batch_size < 1:
+            raise UserError(f"batch_size={batch_size} must be at least 1.")
+
+    @property
+    def input_nc(self):
+        """Channels of the images this translator takes."""
+        return int(self.config.get("input_nc", 3))
+
+    @property
+    def directions(self):
+        """The directions this translator can run, the default first."""
+        return list(self.nets)
+
+    def translate(self, images, direction=None):
+        """Translates images of any size.
+
+        Args:
+            images: one image [H, W, C], a batch [N, H, W, C] or a list of
+                images of different sizes. uint8 images are in [0, 255] and give
+                uint8 outputs; floating-point images are taken to be in [-1, 1]
+                and give float32 outputs. A 2-D array is a one-channel image.
+            direction: which net to use (see `directions`); default the first.
+
+        Returns:
+            The translated images in the same structure and sizes as `images`.
+        """
+        net = self._net(direction)
+        if isinstance(images, np.ndarray) and images.ndim == 4:
+            return np.stack(self._translate_list(list(images), net)) if len(images) else images
+        if isinstance(images, (list, tuple)):
+            return self._translate_list(list(images), net)
+        return self._translate_list([images], net)[0]
+
+    def _net(self, direction):
+        direction = direction or self.directions[0]
+        if direction not in self.nets:
+            raise UserError(f"Unknown direction {direction!r}; this model has "
+                            f"{', '.join(self.directions)}.")
+        return self.nets[direction]
+
+    def _translate_list(self, images, net):
+        arrays = [self._to_float(image) for image in images]
+        results = [None] * len(arrays)
+        # Images that need no tiling are batched with others of the same padded size.
+        groups = {}
+        for i, x in enumerate(arrays):
+            h, w = x.shape[:2]
+            if max(h, w) > self.tile_size:
+                results[i] = self._translate_tiled(x, net)
+            else:
+                key = (round_up(h, self.size_divisor), round_up(w, self.size_divisor))
+                groups.setdefault(key, []).append(i)
+        for (hp, wp), indices in groups.items():
+            for start in range(0, len(indices), self.batch_size):
+                chunk = indices[start:start + self.batch_size]
+                batch = tf.concat([reflect_pad(arrays[i][None], hp, wp) for i in chunk], 0)
+                outputs = np.asarray(net(batch))
+                for i, out in zip(chunk, outputs):
+                    h, w = arrays[i].shape[:2]
+                    results[i] = np.asarray(center_crop(out[None], h, w))[0]
+        return [self._from_float(y, image) for y, image in zip(results, images)]
+
+    def _translate_tiled(self, x, net):
+        """Translates one large [H, W, C] float image tile by tile and blends the tiles."""
+        h, w = x.shape[:2]
+        # Padded as for an untiled call, so the image borders look the same to
+        # the net; an axis no longer than a tile is not split.
+        canvas_h, canvas_w = round_up(h, self.size_divisor), round_up(w, self.size_divisor)
+        tile_h, tile_w = min(self.tile_size, canvas_h), min(self.tile_size, canvas_w)
+        padded = reflect_pad(x[None], canvas_h, canvas_w)[0].numpy()
+        window = (blend_window(tile_h, self.tile_overlap)[:, None]
+                  * blend_window(tile_w, self.tile_overlap)[None, :])[..., None]
+        boxes = [(top, left)
+                 for top in tile_starts(canvas_h, tile_h, self.tile_overlap)
+                 for left in tile_starts(canvas_w, tile_w, self.tile_overlap)]
+        total, weight = None, np.zeros((canvas_h, canvas_w, 1), np.float32)
+        for start in range(0, len(boxes), self.batch_size):
+            chunk = boxes[start:start + self.batch_size]
+            tiles = np.stack([padded[t:t + tile_h, l:l + tile_w] for t, l in chunk])
+            outputs = np.asarray(net(tf.constant(tiles)))
+            if total is None:
+                total = np.zeros((canvas_h, canvas_w, outputs.shape[-1]), np.float32)
+            for (t, l), out in zip(chunk, outputs):
+                total[t:t + tile_h, l:l + tile_w] += out * window
+                weight[t:t + tile_h, l:l + tile_w] += window
+        return np.asarray(center_crop((total / weight)[None], h, w))[0]
+
+    def _to_float(self, image):
+        x = np.asarray(image)
+        if x.ndim == 2:
+            x = x[..., None]
+        if x.ndim != 3 or x.shape[0] < 1 or x.shape[1] < 1:
+            raise UserError(f"Expected an image [H, W, C] (or a batch [N, H, W, C]); "
+                            f"got an array of shape {x.shape}.")
+        if x.shape[-1] != self.input_nc:
+            raise UserError(f"Images have {x.shape[-1]} channels; this model takes "
+                            f"{self.input_nc}.")
+        if x.dtype == np.uint8:
+            return x.astype(np.float32) / 127.5 - 1.0
+        if np.issubdtype(x.dtype, np.floating):
+            return x.astype(np.float32)
+        raise UserError(f"Images must be uint8 in [0, 255] or float in [-1, 1]; got {x.dtype}.")
+
+    @staticmethod
+    def _from_float(y, image):
+        if np.asarray(image).dtype == np.uint8:
+            return to_uint8(y)
+        return y.astype(np.float32)
+
+
+def to_uint8(images):
+    """float images in [-1, 1] -> uint8 in [0, 255], rounded (as the SavedModel does)."""
+    return np.clip(np.round((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+# -- backends -----------------------------------------------------------------
+
+def keras_net(generator):
+    """A `Translator` net from a Keras generator, run in inference mode, traced once."""
+    channels = generator.inputs[0].shape[-1]
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, channels], tf.float32)])
+    def net(images):
+        return generator(images, training=False)
+
+    return net
+
+
+def savedmodel_net(signature):
+    """A `Translator` net from a loaded `translate_float*` signature."""
+    def net(images):
+        return signature(images=tf.convert_to_tensor(images, tf.float32))["images"]
+    return net
+
+
+class TFLiteNet:
+    """A `Translator` net from a `.tflite` file, resizing its input to each batch's shape."""
+
+    def __init__(self, path, num_threads=None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.path = str(path)
+        self.interpreter = Interpreter(model_path=self.path, num_threads=num_threads)
+        self._input = self.interpreter.get_input_details()[0]["index"]
+        self._output = self.interpreter.get_output_details()[0]["index"]
+        self._shape = None
+
+    def __call__(self, images):
+        images = np.asarray(images, np.float32)
+        if images.shape != self._shape:
+            self.interpreter.resize_tensor_input(self._input, images.shape)
+            self.interpreter.allocate_tensors()
+            self._shape = images.shape
+        self.interpreter.set_tensor(self._input, images)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self._output)
+
+
+# -- files --------------------------------------------------------------------
+
+def list_images(path):
+    """Image files under `path` (a file or a folder, searched recursively), sorted.
+
+    Returns (root, relative paths): outputs keep the relative paths under root.
+    """
+    path = os.fspath(path)
+    if os.path.isfile(path):
+        return os.path.dirname(path), [os.path.basename(path)]
+    if not os.path.isdir(path):
+        raise UserError(f"Input {path} does not exist; pass an image file or a folder of images.")
+    found = []
+    for folder, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."):
+                found.append(os.path.relpath(os.path.join(folder, name), path))
+    return path, found
+
+
+def read_image(path, channels=3):
+    """An image file as uint8 [H, W, channels], upright (EXIF orientation applied)."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as image:
+        image = ImageOps.exif_transpose(image)
+        array = np.asarray(image.convert("L" if channels == 1 else "RGB"))
+    return array[..., None] if channels == 1 else array
+
+
+def write_image(path, image):
+    """Writes uint8 [H, W, C] to `path`, in the format its extension names."""
+    from PIL import Image
+
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    image = image[..., 0] if image.shape[-1] == 1 else image
+    options = {"quality": 95} if path.lower().endswith((".jpg", ".jpeg")) else {}
+    Image.fromarray(image).save(path, **options)
+
+
+def translate_files(translator, input_path, output_dir, direction=None, progress=True):
+    """Translates an image file or a folder (recursively) into `output_dir`.
+
+    Outputs keep their inputs' names and relative paths. Files that cannot be
+    read are skipped and reported.
+
+    Returns:
+        (number translated, list of (relative path, reason) for skipped files).
+    """
+    import keras
+
+    root, names = list_images(input_path)
+    # An output folder inside the input folder: don't translate earlier outputs.
+    output_real = os.path.realpath(output_dir)
+    names = [n for n in names if not os.path.realpath(os.path.join(root, n)).startswith(
+        output_real + os.sep)]
+    if not names:
+        raise UserError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in {input_path}.")
+    channels = translator.input_nc
+    bar = keras.utils.Progbar(len(names), unit_name="image") if progress else None
+    done, skipped = 0, []
+    # A few batches' worth of files at a time: bounded memory, and images of
+    # the same padded size still share batches.
+    chunk_size = translator.batch_size * 4
+    for start in range(0, len(names), chunk_size):
+        chunk, images = [], []
+        for name in names[start:start + chunk_size]:
+            try:
+                images.append(read_image(os.path.join(root, name), channels))
+                chunk.append(name)
+            except Exception as e:  # PIL raises many types for bad files
+                skipped.append((name, f"{type(e).__name__}: {e}"))
+        for name, output in zip(chunk, translator.translate(images, direction) if images else []):
+            write_image(os.path.join(output_dir, name), output)
+        done += len(chunk)
+        if bar:
+            bar.add(len(names[start:start + chunk_size]))
+    return done, skipped
+
+
+# -- load -----------------------------------------------------------------------
+
+def find_savedmodel(path):
+    """The SavedModel directory for `path`: itself, or its highest integer version."""
+    path = os.fspath(path)
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return path
+    versions = [int(name) for name in os.listdir(path) if name.isdigit()
+                and os.path.isfile(os.path.join(path, name, "saved_model.pb"))]
+    if not versions:
+        return None
+    return os.path.join(path, str(max(versions)))
+
+
+def load(path, checkpoint=None, **translator_args):
+    """A `Translator` for a run directory, an export directory or a `.tflite` file.
+
+    Args:
+        path: a run directory (config.json and checkpoints/, written by
+            training), an export directory (`export/NAME`, whose highest
+            integer version is used, or `export/NAME/<version>`), or a
+            `.tflite` file written by `tfi2i-export --format=tflite`.
+        checkpoint: for a run directory, a checkpoint path (default: latest).
+        **translator_args: `tile_size`, `tile_overlap`, `batch_size` of
+            `Translator`.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise UserError(f"Model path {path} does not exist; pass a run directory, an export "
+                        f"directory or a .tflite file.")
+    if path.endswith(".tflite"):
+        return _load_tflite(path, translator_args)
+    if not os.path.isdir(path):
+        raise UserError(f"Model path {path} is a file but not a .tflite model; pass a run "
+                        f"directory, an export directory or a .tflite file.")
+    savedmodel_dir = find_savedmodel(path)
+    if savedmodel_dir:
+        return _load_savedmodel(savedmodel_dir, translator_args)
+    if os.path.isfile(os.path.join(path, "config.json")):
+        return _load_run(path, checkpoint, translator_args)
+    raise UserError(f"{path} is neither a run directory (config.json, checkpoints/) nor an "
+                    f"export directory (<version>/saved_model.pb); point --model at one.")
+
+
+def _load_run(run_dir, checkpoint, translator_args):
+    # Imported here: training pulls in methods, nets and data, which export does not need.
+    from tfi2i.training.checkpoints import restore_run
+
+    model, config = restore_run(run_dir, checkpoint)
+    nets = {name: keras_net(g) for name, g in model.generators.items()}
+    return Translator(nets, model.size_divisor, config, **translator_args)
+
+
+def read_config(path):
+    """The config.json in directory `path` ({} if there is none)."""
+    config_path = os.path.join(path, "config.json")
+    if not os.path.isfile(config_path):
+        return {}
+    with open(config_path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _load_savedmodel(savedmodel_dir, translator_args):
+    config = read_config(savedmodel_dir)
+    info = config.get("export")
+    if not info:
+        raise UserError(f"{savedmodel_dir} has no tfi2i config.json with an 'export' section; "
+                        f"it was not written by tfi2i-export. Re-export it from its run.")
+    loaded = tf.saved_model.load(savedmodel_dir)
+    nets = {name: savedmodel_net(loaded.signatures[spec["float"]])
+            for name, spec in info["generators"].items()}
+    translator = Translator(nets, info["size_divisor"], config, **translator_args)
+    translator.loaded = loaded  # keeps the signatures' variables alive
+    return translator
+
+
+def _load_tflite(path, translator_args):
+    config = read_config(os.path.dirname(path))
+    info = config.get("export", {})
+    model = info.get("files", {}).get(os.path.basename(path))
+    if not model:
+        raise UserError(f"{path} is not listed in the config.json beside it; use a .tflite "
+                        f"file written by tfi2i-export --format=tflite, with its config.json.")
+    nets = {model["direction"]: TFLiteNet(path)}
+    return Translator(nets, info["size_divisor"], config, **translator_args)
