@@ -34,7 +34,8 @@ setup(
         "ai-edge-litert",
     ],
     extras_require={
-        "test": ["pytest", "pytest-xdist"],
+        # The serving client too, so its gRPC example is tested against a real PredictionService.
+        "test": ["pytest", "pytest-xdist", "tensorflow-serving-api>=2.21,<2.22"],
         "serving": ["tensorflow-serving-api>=2.21,<2.22"],
     },
     entry_points={
