@@ -46,19 +46,14 @@ class StepTimer(keras.callbacks.Callback):
 
 def main(argv):
     del argv
-    from tfi2i.config import resolve_config
+    from tfi2i.config import parse_hparams, resolve_config
     from tfi2i.training.trainer import _set_precision_and_determinism, build_compiled_model
     from tfi2i.training.strategy import get_strategy
 
     overrides = {"crop_size": FLAGS.image_size, "batch_size": FLAGS.batch_size,
                  "mixed_precision": FLAGS.mixed_precision, "jit_compile": FLAGS.jit_compile,
                  "strategy": FLAGS.strategy}
-    for pair in FLAGS.hparams:
-        key, _, value = pair.partition("=")
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value
+    overrides.update(parse_hparams(FLAGS.hparams))
     config = resolve_config(FLAGS.method, None, overrides)
     _set_precision_and_determinism(config)
     strategy = get_strategy(config["strategy"])

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfi2i.config import resolve_config
+from tfi2i.config import parse_hparams, resolve_config
 from tfi2i.data import paired_dataset
 from tfi2i.errors import UserError
 from tfi2i.methods import Pix2Pix
@@ -73,6 +73,10 @@ def test_config_precedence_and_unknown_options():
         resolve_config("pix2pix", None, {"lambda_typo": 1})
     with pytest.raises(UserError, match="cyclegan2"):
         resolve_config("cyclegan2", None, {})
+    assert parse_hparams(["lambda_gp=5", "gan_mode=hinge", "use_dropout=false"]) == {
+        "lambda_gp": 5, "gan_mode": "hinge", "use_dropout": False}
+    with pytest.raises(UserError, match="key=value"):
+        parse_hparams(["lambda_gp"])
 
 
 class StepLosses(keras.callbacks.Callback):
@@ -199,7 +203,7 @@ def test_multiworker_training_agrees(ab_dataset, tmp_path):
     ports = [_free_port(), _free_port()]
     script = textwrap.dedent(f"""
         import os, sys, numpy as np
-        from tfi2i.config import resolve_config
+        from tfi2i.config import parse_hparams, resolve_config
         from tfi2i.training.trainer import train
         cfg = resolve_config("pix2pix", None, dict(netG="unet_32", ngf=8, ndf=8,
             data_dir={ab_dataset!r}, run_dir={str(tmp_path / 'run')!r}, load_size=36,
@@ -283,3 +287,17 @@ def test_eval_metrics_keep_the_best_checkpoint(ab_dataset, tmp_path):
     shutil.rmtree(run / "best")
     with pytest.raises(UserError, match="best checkpoint"):
         restore_run(str(run), checkpoint="best")
+
+
+def test_benchmark_prints_one_json_line():
+    done = subprocess.run(
+        [sys.executable, "scripts/benchmark.py", "--image_size=32", "--steps=2", "--warmup=1",
+         "--hparams=netG=unet_32,ngf=8,ndf=8"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    assert result["method"] == "pix2pix" and result["image_size"] == 32 and result["steps"] == 2
+    assert result["steps_per_sec"] > 0 and result["peak_rss_mb"] > 0 and result["netG"] == "unet_32"

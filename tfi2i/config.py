@@ -105,6 +105,20 @@ def resolve_config(method, dataset=None, overrides=None):
     return config
 
 
+def parse_hparams(pairs):
+    """`["key=value", ...]` -> dict; values are JSON where they parse, else strings."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--hparams entry {pair!r} is not key=value.")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
 def merge_for_resume(saved, requested, explicit_keys):
     """Config of a resumed run: the saved one, with the changes a resume allows.
 

@@ -9,11 +9,9 @@ the library defaults. Re-running the same command on the same --run_dir
 continues the run from its latest checkpoint.
 """
 
-import json
-
 from absl import flags
 
-from tfi2i.config import resolve_config
+from tfi2i.config import parse_hparams, resolve_config
 from tfi2i.cli.common import run_main
 from tfi2i.errors import UserError
 
@@ -121,14 +119,7 @@ def _explicit_options():
     for name in ("data_dir", "cache_dir", "run_dir", *[f for f in _OPTION_FLAGS]):
         if FLAGS[name].present:
             options[name] = FLAGS[name].value
-    for pair in FLAGS.hparams:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise UserError(f"--hparams entry {pair!r} is not key=value.")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
+    options.update(parse_hparams(FLAGS.hparams))
     return options
 
 
