@@ -47,6 +47,9 @@ class Pix2Pix(TranslationModel):
             training mode, as the paper does (dropout on, batch norm with
             the test batch's statistics). Off by default: deterministic
             outputs with running statistics, which is what exports use.
+            Note that Keras batch norm in training mode also moves its running
+            statistics, so validating in this mode changes what an export of
+            the same run computes.
         direction: which way the data were fed (`AtoB` or `BtoA`); it names
             the generator in exports.
     """
