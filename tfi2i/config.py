@@ -8,7 +8,6 @@ resuming, exporting and evaluating read it back.
 import importlib.resources
 import json
 import os
-import tempfile
 
 from tfi2i.errors import UserError
 
@@ -142,22 +141,6 @@ def merge_for_resume(saved, requested, explicit_keys):
                 f"run, or drop --{key} to continue the old one.")
         merged[key] = requested[key]
     return merged
-
-
-def write_json_atomic(path, data):
-    """Writes JSON to `path` through a temporary file and a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def read_config(run_dir):

@@ -1,12 +1,11 @@
 """A Keras callback that evaluates translations during training and keeps the best checkpoint."""
 
-import os
-
 import keras
 import numpy as np
 import tensorflow as tf
 
 from tfi2i.errors import UserError
+from tfi2i.files import atomic_path
 from tfi2i.metrics import fid as fid_lib
 from tfi2i.metrics import image as image_lib
 
@@ -157,15 +156,9 @@ class EvaluationCallback(keras.callbacks.Callback):
         if callable(self.save_best):
             self.save_best(self.model, epoch, results)
             return
-        folder = os.path.dirname(os.path.abspath(self.save_best))
-        os.makedirs(folder, exist_ok=True)
-        tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(self.save_best)}")
-        try:
+        # The temporary name keeps the `.weights.h5` ending Keras requires.
+        with atomic_path(self.save_best) as tmp:
             self.model.save_weights(tmp)
-            os.replace(tmp, self.save_best)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every_n_epochs:

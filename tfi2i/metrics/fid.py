@@ -17,12 +17,13 @@ Images are fed as [0, 255] values; see `inception.py` for the preprocessing.
 import hashlib
 import json
 import os
-import tempfile
 
 import numpy as np
 import tensorflow as tf
 
+from tfi2i.data.decode import decode_image
 from tfi2i.errors import UserError
+from tfi2i.files import atomic_path
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 # Bumped when anything changes the features of a given file (decoding, resize, network).
@@ -137,21 +138,12 @@ def crop_half(image, half):
     return image[:, :width] if half == "left" else image[:, width: 2 * width]
 
 
-def decode_image_bytes(data):
-    """Decode PNG/JPEG/BMP/GIF bytes to uint8 `[H, W, 3]`, JPEGs exactly as PIL does."""
-    # TF's default JPEG IDCT (INTEGER_FAST) differs from PIL/libjpeg's by up to 18 levels
-    # per pixel on facades, enough to move FID; the reference implementations decode with
-    # PIL, which INTEGER_ACCURATE matches bit for bit.
-    return tf.cond(
-        tf.io.is_jpeg(data),
-        lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
-        lambda: tf.ensure_shape(
-            tf.io.decode_image(data, channels=3, expand_animations=False), [None, None, 3]))
-
-
 def decode_image_file(path, half=None):
-    """Read one image file as uint8 `[H, W, 3]` (tf ops, usable in tf.data)."""
-    return crop_half(decode_image_bytes(tf.io.read_file(path)), half)
+    """Read one image file as uint8 `[H, W, 3]` (tf ops, usable in tf.data).
+
+    JPEGs are decoded exactly as PIL does, as the reference FID implementations read them.
+    """
+    return crop_half(decode_image(tf.io.read_file(path), tf.uint8), half)
 
 
 def _find_unreadable(paths):
@@ -275,20 +267,10 @@ class FeatureExtractor:
             raise UserError(f"cannot decode image {bad}: {message}. Remove or replace "
                             f"it.") from error
         if cache_path:
-            _save_atomic(cache_path, features)
+            # Through a file object: np.save given a name would append ".npy" to it.
+            with atomic_path(cache_path) as tmp, open(tmp, "wb") as f:
+                np.save(f, features)
         return features
-
-
-def _save_atomic(path, array):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".npy.part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def fid_kid_folders(real_dir, fake_dir, real_half=None, fake_half=None, extractor=None,

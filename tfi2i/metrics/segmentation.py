@@ -36,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfi2i.errors import UserError
+from tfi2i.files import atomic_path
 
 # CMP Facade Database classes (Tylecek & Sara 2013), in label-id order 0..11 (the CMP ids
 # 1..12). The pix2pix facades label maps draw the ids with evenly spaced colours of the jet
@@ -411,11 +412,9 @@ def train_facades_segmenter(data_dir, out_path=None, size=FACADES_SEGMENTER_SIZE
             log(f"epoch {epoch + 1}/{epochs} loss {history.history['loss'][-1]:.3f} "
                 f"val pixel_acc {r['pixel_acc']:.3f} class_acc {r['class_acc']:.3f} "
                 f"class_iou {r['class_iou']:.3f} ({time.time() - start:.0f} s)")
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    tmp = os.path.join(os.path.dirname(os.path.abspath(out_path)),
-                       f".tmp-{os.getpid()}-{os.path.basename(out_path)}")
-    model.save(tmp)
-    os.replace(tmp, out_path)
+    # The temporary name keeps the `.keras` ending Keras requires.
+    with atomic_path(out_path) as tmp:
+        model.save(tmp)
     log(f"saved {out_path}")
     score = SegmentationScore(Segmenter(model), len(FACADES_CLASSES), FACADES_CLASSES)
     score.update(val[0], val[1])

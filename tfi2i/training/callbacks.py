@@ -8,6 +8,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from tfi2i.files import atomic_path
+
 
 def _lr_of(optimizer):
     lr = optimizer.learning_rate
@@ -106,11 +108,10 @@ class TrainingLogger(keras.callbacks.Callback):
         with self.writer.as_default(step=step):
             tf.summary.image("samples/input_output_target", grid, max_outputs=4)
         rows = np.concatenate(list(grid.numpy()), axis=0)
-        os.makedirs(self.samples_dir, exist_ok=True)
         path = os.path.join(self.samples_dir, f"step_{step:08d}.png")
-        tmp = path + ".tmp.png"
-        Image.fromarray(rows).save(tmp)
-        os.replace(tmp, path)
+        # PIL picks the format from the temporary name, which ends in `.png` too.
+        with atomic_path(path) as tmp:
+            Image.fromarray(rows).save(tmp)
 
 
 class StepsPerSecond(keras.callbacks.Callback):

@@ -18,8 +18,9 @@ import tensorflow as tf
 from absl import logging
 
 from tfi2i import data as tfi2i_data
-from tfi2i.config import merge_for_resume, read_config, write_json_atomic
+from tfi2i.config import merge_for_resume, read_config
 from tfi2i.errors import UserError
+from tfi2i.files import write_json_atomic
 from tfi2i.methods import get_method
 from tfi2i.training import callbacks as cb
 from tfi2i.training.checkpoints import RunCheckpointer, checkpoint_dir, make_checkpoint
