@@ -26,6 +26,7 @@ from absl import logging
 from tfi2i.data.decode import is_image_file
 from tfi2i.data.registry import DATASETS
 from tfi2i.errors import UserError
+from tfi2i.files import atomic_path
 
 CACHE_ENV = "TFI2I_CACHE"
 MIRROR_ENV = "TFI2I_DATASET_MIRROR"
@@ -85,46 +86,42 @@ def manual_instructions(spec, url, cache):
 
 def _download(spec, url, cache, timeout):
     """Downloads `url` into <cache>/downloads and verifies it; returns the path."""
-    downloads = cache / "downloads"
-    downloads.mkdir(parents=True, exist_ok=True)
-    final = downloads / spec.archive_name
-    fd, part = tempfile.mkstemp(dir=downloads, prefix=spec.archive_name + ".", suffix=".part")
+    final = cache / "downloads" / spec.archive_name
     logging.info("Downloading dataset %s from %s", spec.name, url)
     digest = hashlib.sha256()
     received = 0
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            announced = resp.headers.get("Content-Length")
-            announced = int(announced) if announced and announced.isdigit() else None
-            total = spec.size or announced
-            next_report = 0.1
-            while chunk := resp.read(_CHUNK):
-                out.write(chunk)
-                digest.update(chunk)
-                received += len(chunk)
-                if total and received >= next_report * total:
-                    logging.info("  %s: %d%% of %.1f MB", spec.name, 100 * received // total,
-                                 total / 1e6)
-                    next_report += 0.1
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
-        os.unlink(part)
-        # HTTPError's own text has the status code; URLError's reason is the useful part.
-        reason = e if isinstance(e, urllib.error.HTTPError) else getattr(e, "reason", e)
-        raise UserError(f"Could not download dataset {spec.name!r} from {url}: {reason}.\n"
-                        + manual_instructions(spec, url, cache)) from e
-    problem = None
-    if announced is not None and received != announced:
-        problem = f"the download stopped after {received} of {announced} bytes"
-    elif spec.size is not None and received != spec.size:
-        problem = f"it has {received} bytes where {spec.size} were expected"
-    elif spec.sha256 is not None and digest.hexdigest() != spec.sha256:
-        problem = f"its SHA-256 is {digest.hexdigest()}, expected {spec.sha256}"
-    if problem:
-        os.unlink(part)
-        raise UserError(f"The download of dataset {spec.name!r} from {url} is damaged: "
-                        f"{problem}. It was deleted; try again.\n"
-                        + manual_instructions(spec, url, cache))
-    os.replace(part, final)
+    # Any error below deletes the .part file; only a verified archive gets the final name.
+    with atomic_path(final, suffix=".part") as part:
+        try:
+            with open(part, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+                announced = resp.headers.get("Content-Length")
+                announced = int(announced) if announced and announced.isdigit() else None
+                total = spec.size or announced
+                next_report = 0.1
+                while chunk := resp.read(_CHUNK):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    received += len(chunk)
+                    if total and received >= next_report * total:
+                        logging.info("  %s: %d%% of %.1f MB", spec.name,
+                                     100 * received // total, total / 1e6)
+                        next_report += 0.1
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
+            # HTTPError's own text has the status code; URLError's reason is the useful part.
+            reason = e if isinstance(e, urllib.error.HTTPError) else getattr(e, "reason", e)
+            raise UserError(f"Could not download dataset {spec.name!r} from {url}: {reason}.\n"
+                            + manual_instructions(spec, url, cache)) from e
+        problem = None
+        if announced is not None and received != announced:
+            problem = f"the download stopped after {received} of {announced} bytes"
+        elif spec.size is not None and received != spec.size:
+            problem = f"it has {received} bytes where {spec.size} were expected"
+        elif spec.sha256 is not None and digest.hexdigest() != spec.sha256:
+            problem = f"its SHA-256 is {digest.hexdigest()}, expected {spec.sha256}"
+        if problem:
+            raise UserError(f"The download of dataset {spec.name!r} from {url} is damaged: "
+                            f"{problem}. It was deleted; try again.\n"
+                            + manual_instructions(spec, url, cache))
     return final
 
 
