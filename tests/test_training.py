@@ -229,7 +229,7 @@ def test_multiworker_training_agrees(ab_dataset, tmp_path):
     for key in w0.files:
         np.testing.assert_allclose(w0[key], w1[key], rtol=1e-6)
     assert glob.glob(str(tmp_path / "run" / "checkpoints" / "ckpt-*.index"))
-    assert not glob.glob(str(tmp_path / "run" / ".worker_tmp" / "*" / "ckpt-*"))
+    assert not os.path.exists(tmp_path / "run" / ".worker_tmp")
 
 
 def test_cli_trains_and_reports_bad_input(ab_dataset, tmp_path):

@@ -64,6 +64,10 @@ class RunCheckpointer:
         path = self.manager.save(checkpoint_number=int(step))
         if not self.is_chief:
             shutil.rmtree(self.directory, ignore_errors=True)
+            try:  # The shared scratch parent, once the last worker's folder is gone.
+                os.rmdir(os.path.dirname(self.directory))
+            except OSError:
+                pass
         return path
 
 
