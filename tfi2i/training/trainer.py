@@ -122,7 +122,8 @@ def train(config, explicit_keys=(), resume=True, extra_callbacks=()):
                                       config.get("cache_dir"))
     n_train = tfi2i_data.num_examples(root, "train", skip_bad_images=config["skip_bad_images"])
     batch = int(config["batch_size"])
-    steps_per_epoch = math.ceil(n_train / batch)
+    # The data stream's own epoch arithmetic, so epochs here and there agree.
+    steps_per_epoch = tfi2i_data.steps_per_epoch(n_train, batch)
     n_epochs_total = int(config["n_epochs"]) + int(config["n_epochs_decay"])
     total_steps = steps_per_epoch * n_epochs_total
     if config.get("max_steps"):
@@ -178,8 +179,8 @@ def train(config, explicit_keys=(), resume=True, extra_callbacks=()):
     # finishes that epoch with a short fit, so later epochs line up.
     for first, last in _epoch_segments(start, total_steps, steps_per_epoch):
         seg_epoch = first // steps_per_epoch
-        seg_steps = min(last - first, steps_per_epoch) if first % steps_per_epoch == 0 \
-            else last - first
+        # A segment is the rest of one epoch, whole epochs, or a last partial epoch.
+        seg_steps = min(last - first, steps_per_epoch)
         model.fit(train_data(first, last), initial_epoch=seg_epoch,
                   epochs=seg_epoch + math.ceil((last - first) / seg_steps),
                   steps_per_epoch=seg_steps, validation_data=val_data,
