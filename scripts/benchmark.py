@@ -27,7 +27,7 @@ flags.DEFINE_integer("warmup", 2, "Untimed steps first (tracing, XLA compilation
 flags.DEFINE_bool("mixed_precision", False, "float16 on GPU, bfloat16 on CPU.")
 flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step.")
 flags.DEFINE_string("strategy", "auto", "Distribution strategy.")
-flags.DEFINE_list("hparams", [], "Method options as key=value (JSON values), e.g. netG=unet_128.")
+flags.DEFINE_string("hparams", "", "Method options as key=value pairs (JSON values), e.g. netG=unet_128,ngf=32.")
 
 
 class StepTimer(keras.callbacks.Callback):

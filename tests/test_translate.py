@@ -264,4 +264,5 @@ def test_export_and_translate_command_lines(run_dir, mixed_folder, tmp_path):
     result = cli("translate", f"--model={tmp_path / 'nope'}", f"--input={mixed_folder}",
                  f"--output={out}")
     assert result.returncode == 2
-    assert "error: Model path" in result.stderr and "Traceback" not in result.stderr
+    assert f"error: --model={tmp_path / 'nope'} is invalid" in result.stderr
+    assert "Traceback" not in result.stderr

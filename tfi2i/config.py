@@ -1,67 +1,105 @@
-"""Run configuration: library defaults < method preset < dataset preset < flags.
+"""Run configuration: library defaults < method defaults < method preset < dataset preset < flags.
 
 A run config is one flat dict. It is written as `config.json` in the run
 directory before training starts, and it is the whole truth about a run:
 resuming, exporting and evaluating read it back.
+
+Every key is declared once, as an `Option`: the training platform's options
+below (`PLATFORM_OPTIONS`), a method's in its class (`options`). Flags,
+defaults, value checks and the resume rule all derive from the declarations.
 """
 
 import importlib.resources
 import json
 import os
+import re
 
 from tfi2i.errors import UserError
+from tfi2i.options import Option, check_values, defaults
 
-# Options of the training platform, shared by every method. Method
-# hyper-parameters (netG, lambda_L1, ...) come from the method's preset and
-# its constructor.
-BASE_DEFAULTS = {
-    "method": "pix2pix",
-    "dataset": None,
-    "data_dir": None,
-    "cache_dir": None,
-    "run_dir": None,
-    "direction": "AtoB",
-    "preprocess": "resize_and_crop",
-    "load_size": 286,
-    "crop_size": 256,
-    "batch_size": 1,
-    "input_nc": 3,
-    "output_nc": 3,
-    "cache_data": False,
-    "skip_bad_images": False,
-    "seed": 0,
-    "n_epochs": 100,
-    "n_epochs_decay": 100,
-    "max_steps": None,
-    "lr": 0.0002,
-    "beta1": 0.5,
-    "beta2": 0.999,
-    "lr_policy": "linear",
-    "lr_decay_iters": 50,
-    "save_every_steps": 1000,
-    "keep_checkpoints": 3,
-    "log_every_steps": 100,
-    "sample_every_steps": 500,
-    "val_split": None,
-    "val_batches": 50,
-    "validation_freq": 1,
-    "eval_metrics": [],
-    "eval_every_epochs": 1,
-    "best_metric": None,
-    "segmenter": None,
-    "strategy": "auto",
-    "mixed_precision": False,
-    "jit_compile": False,
-    "deterministic": False,
-}
+# The names of the data pipeline's modes, repeated here so that this module
+# loads without TensorFlow; tests/test_options.py checks they agree.
+PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
+STRATEGIES = ("auto", "mirrored", "multiworker", "one_device", "default")
+EVAL_METRICS = ("psnr", "ssim", "l1", "fid", "kid", "seg")
+LR_POLICIES = ("linear", "step", "cosine", "constant")
 
-# Keys a resumed run may change; everything else must match the saved config.
-RESUMABLE_KEYS = {
-    "n_epochs", "n_epochs_decay", "max_steps", "save_every_steps", "keep_checkpoints",
-    "log_every_steps", "sample_every_steps", "val_batches", "validation_freq", "strategy",
-    "jit_compile", "cache_data", "data_dir", "cache_dir", "skip_bad_images",
-    "eval_metrics", "eval_every_epochs", "best_metric", "segmenter",
-}
+# Shared with methods that need them (channels, which way the data go).
+DIRECTION = Option("direction", str, "AtoB", "Translate A to B or B to A.",
+                   choices=("AtoB", "BtoA"))
+INPUT_NC = Option("input_nc", int, 3, "Channels of the input domain (1 gray or 3 RGB).",
+                  choices=(1, 3))
+OUTPUT_NC = Option("output_nc", int, 3, "Channels of the output domain (1 gray or 3 RGB).",
+                   choices=(1, 3))
+
+_Resumable = dict(resumable=True)
+
+# Options of the training platform, shared by every method.
+PLATFORM_OPTIONS = (
+    Option("method", str, "pix2pix", "Translation method."),
+    Option("dataset", str, None, "Named dataset (see the README), downloaded into --cache_dir."),
+    Option("data_dir", str, None, "A local dataset folder with train/ and test/ (or val/) "
+           "subfolders, or trainA/ trainB/ for unpaired data.", must_exist=True, **_Resumable),
+    Option("cache_dir", str, None, "Where named datasets are downloaded "
+           "(default $TFI2I_CACHE or ~/.cache/tfi2i).", **_Resumable),
+    Option("run_dir", str, None, "Where checkpoints, logs, samples and config.json go "
+           "(default runs/<method>_<dataset>)."),
+    # Data.
+    DIRECTION,
+    Option("preprocess", str, "resize_and_crop", "Training-time jitter, as in the reference.",
+           choices=PREPROCESS_MODES),
+    Option("load_size", int, 286, "Scale images to this size before cropping.", min=1),
+    Option("crop_size", int, 256, "Then crop to this size (also the test-time size).", min=1),
+    Option("batch_size", int, 1, "Global batch size, over all replicas.", min=1),
+    INPUT_NC,
+    OUTPUT_NC,
+    Option("cache_data", bool, False, "Cache decoded images in memory.", **_Resumable),
+    Option("skip_bad_images", bool, False, "Skip unreadable images with a warning instead of "
+           "stopping.", **_Resumable),
+    Option("seed", int, 0, "Seed of initialisation, shuffling and jitter.", min=0),
+    # Optimisation.
+    Option("n_epochs", int, 100, "Epochs at the initial learning rate.", min=0, **_Resumable),
+    Option("n_epochs_decay", int, 100, "Epochs of decay to zero (lr_policy linear/cosine).",
+           min=0, **_Resumable),
+    Option("max_steps", int, None, "Stop after this many steps in all (for smoke runs).", min=1,
+           **_Resumable),
+    Option("lr", float, 0.0002, "Initial learning rate.", min=0.0),
+    Option("beta1", float, 0.5, "Adam beta1.", min=0.0, max=1.0),
+    Option("beta2", float, 0.999, "Adam beta2.", min=0.0, max=1.0),
+    Option("lr_policy", str, "linear", "Learning-rate policy.", choices=LR_POLICIES),
+    Option("lr_decay_iters", int, 50, "For --lr_policy=step: epochs between x0.1.", min=1),
+    # The run.
+    Option("save_every_steps", int, 1000, "Checkpoint every N steps (and at epoch ends).",
+           min=1, **_Resumable),
+    Option("keep_checkpoints", int, 3, "Checkpoints kept.", min=1, **_Resumable),
+    Option("log_every_steps", int, 100, "TensorBoard scalars every N steps.", min=1,
+           **_Resumable),
+    Option("sample_every_steps", int, 500, "Sample image grids every N steps.", min=1,
+           **_Resumable),
+    Option("val_split", str, None, "Split for validation (default: val if present, else test)."),
+    Option("val_batches", int, 50, "Validation batches per evaluation.", min=1, **_Resumable),
+    Option("validation_freq", int, 1, "Validate every N epochs.", min=1, **_Resumable),
+    Option("eval_metrics", list, [], "Also score the validation split with these tfi2i.metrics, "
+           "logged to TensorBoard.", choices=EVAL_METRICS, **_Resumable),
+    Option("eval_every_epochs", int, 1, "Run --eval_metrics every N epochs.", min=1,
+           **_Resumable),
+    Option("best_metric", str, None, "Keep the checkpoint with the best value of this metric "
+           "(one of --eval_metrics) in RUN/best/.", choices=EVAL_METRICS, **_Resumable),
+    Option("segmenter", str, None, "Segmenter for --eval_metrics=seg (a .keras file or "
+           "SavedModel; default: the facades segmenter in the cache).", must_exist=True,
+           **_Resumable),
+    Option("strategy", str, "auto", "Distribution: auto = MirroredStrategy with several GPUs.",
+           choices=STRATEGIES, **_Resumable),
+    Option("mixed_precision", bool, False, "float16 compute on GPU, bfloat16 on CPU."),
+    Option("jit_compile", bool, False, "Compile the train step with XLA.", **_Resumable),
+    Option("deterministic", bool, False, "Deterministic ops (slower; exact resume)."),
+)
+
+
+def run_options(method_class):
+    """Every option of a run of `method_class`: the platform's, then the method's."""
+    names = {o.name for o in PLATFORM_OPTIONS}
+    return PLATFORM_OPTIONS + tuple(o for o in method_class.options if o.name not in names)
 
 
 def load_preset(method):
@@ -70,11 +108,20 @@ def load_preset(method):
         text = importlib.resources.files("tfi2i.configs").joinpath(f"{method}.json").read_text()
     except FileNotFoundError:
         return {"defaults": {}, "datasets": {}}
-    return json.loads(text)
+    preset = json.loads(text)
+    # Keys starting with "_" are notes (sources, remarks), not options.
+    return {"defaults": _settings(preset.get("defaults", {})),
+            "datasets": {name: _settings(values)
+                         for name, values in preset.get("datasets", {}).items()
+                         if not name.startswith("_")}}
+
+
+def _settings(values):
+    return {k: v for k, v in values.items() if not k.startswith("_")}
 
 
 def resolve_config(method, dataset=None, overrides=None):
-    """The full config of a run.
+    """The full, checked config of a run.
 
     Args:
         method: a name registered in `tfi2i.methods`.
@@ -83,39 +130,91 @@ def resolve_config(method, dataset=None, overrides=None):
 
     Returns:
         A flat dict with every option of the platform and of the method.
+
+    Raises:
+        UserError: an unknown method or option, an invalid value, or options
+            that do not fit together (e.g. a crop size the generator cannot take).
     """
-    from tfi2i.methods import get_method  # Here to keep `import tfi2i.config` light.
+    from tfi2i.methods import METHODS, get_method  # Here to keep `import tfi2i.config` light.
 
     cls = get_method(method)
-    preset = load_preset(method)
-    config = dict(BASE_DEFAULTS)
-    config.update({k: v for k, v in preset.get("defaults", {}).items() if not k.startswith("_")})
-    if dataset and dataset in preset.get("datasets", {}):
-        config.update(preset["datasets"][dataset])
-    config.update({"method": method, "dataset": dataset})
-    known = set(config) | set(cls.init_arg_names())
-    for key, value in (overrides or {}).items():
-        if value is None:
-            continue
+    options = run_options(cls)
+    known = {o.name for o in options}
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    for key in overrides:
         if key not in known:
+            owners = sorted(name for name, c in METHODS.items()
+                            if key in {o.name for o in c.options})
+            if owners:
+                raise UserError(f"--{key} is an option of {', '.join(owners)}, not of {method}.")
             raise UserError(f"Unknown option {key!r} for method {method!r}. Known: "
                             f"{', '.join(sorted(known))}.")
-        config[key] = value
+    preset = load_preset(method)
+    config = defaults(options)
+    config.update(preset["defaults"])
+    if dataset and dataset in preset["datasets"]:
+        config.update(preset["datasets"][dataset])
+    config.update({"method": method, "dataset": dataset})
+    config.update(overrides)
+    config = check_values(options, config)
+    check_platform_config(config)
+    cls.check_config(config)
     return config
 
 
-def parse_hparams(pairs):
-    """`["key=value", ...]` -> dict; values are JSON where they parse, else strings."""
+def check_platform_config(config):
+    """Checks the platform's options that depend on each other.
+
+    Raises:
+        UserError: options that do not fit together, naming them and the fix.
+    """
+    crops = config["preprocess"] in ("resize_and_crop", "scale_width_and_crop")
+    if crops and config["load_size"] < config["crop_size"]:
+        raise UserError(f"--load_size={config['load_size']} is smaller than --crop_size="
+                        f"{config['crop_size']}: with --preprocess={config['preprocess']} images "
+                        "are scaled to load_size and then cropped, so load_size must be at least "
+                        "crop_size.")
+    if config["n_epochs"] + config["n_epochs_decay"] < 1:
+        raise UserError("--n_epochs plus --n_epochs_decay must be at least 1 (they are 0).")
+    best = config.get("best_metric")
+    if best and best not in config["eval_metrics"]:
+        raise UserError(f"--best_metric={best} is not among --eval_metrics="
+                        f"{','.join(config['eval_metrics']) or '(none)'}: add it there.")
+    dataset = config.get("dataset")
+    if dataset and not config.get("data_dir"):
+        from tfi2i.data import dataset_names
+        if dataset not in dataset_names() and not dataset.startswith("tfds:"):
+            raise UserError(f"--dataset={dataset} is not a dataset tfi2i knows: use one of "
+                            f"{', '.join(dataset_names())}, tfds:NAME, or --data_dir=FOLDER.")
+
+
+# key=value pairs separated by commas; a comma only separates where a new
+# `name=` follows, so JSON values may contain commas ([1,2], {"a":1,"b":2}).
+_HPARAM_SPLIT = re.compile(r",(?=\s*[A-Za-z_][A-Za-z0-9_]*=)")
+
+
+def parse_hparams(text):
+    """`"key=value,key=value"` (or a list of such strings) -> dict.
+
+    Values are JSON where they parse, else strings.
+    """
+    pieces = [text] if isinstance(text, str) else list(text)
     options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UserError(f"--hparams entry {pair!r} is not key=value.")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
+    for piece in pieces:
+        for pair in _HPARAM_SPLIT.split(piece) if piece.strip() else []:
+            key, sep, value = pair.strip().partition("=")
+            if not sep or not key:
+                raise UserError(f"--hparams entry {pair!r} is not key=value.")
+            try:
+                options[key] = json.loads(value)
+            except json.JSONDecodeError:
+                options[key] = value
     return options
+
+
+def resumable_keys(method_class):
+    """The options a resumed run of `method_class` may change."""
+    return {o.name for o in run_options(method_class) if o.resumable}
 
 
 def merge_for_resume(saved, requested, explicit_keys):
@@ -130,11 +229,14 @@ def merge_for_resume(saved, requested, explicit_keys):
         UserError: an explicitly set option that defines the model or the data
             differs from the saved run.
     """
+    from tfi2i.methods import get_method
+
+    allowed = resumable_keys(get_method(saved["method"]))
     merged = dict(saved)
     for key in explicit_keys:
         if requested.get(key) == saved.get(key):
             continue
-        if key not in RESUMABLE_KEYS:
+        if key not in allowed:
             raise UserError(
                 f"The run in {saved.get('run_dir')!r} was trained with {key}={saved.get(key)!r}; "
                 f"this command sets {key}={requested.get(key)!r}. Use a new --run_dir for a new "

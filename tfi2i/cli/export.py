@@ -11,60 +11,63 @@ generator before the command succeeds; the differences are printed.
 
 import os
 
-from absl import flags, logging
-
-from tfi2i.cli.common import run_main
+from tfi2i.cli.common import quiet_absl_logging, run_main
 from tfi2i.errors import UserError
-
-FLAGS = flags.FLAGS
-
-flags.DEFINE_string("run_dir", None, "The training run to export (config.json, checkpoints/).")
-flags.DEFINE_string("checkpoint", None, "A checkpoint of the run, e.g. RUN/checkpoints/ckpt-1000 "
-                    "(default: the latest).")
-flags.DEFINE_string("output", None, "The model's base path (default export/<run name>).")
-flags.DEFINE_list("format", ["savedmodel"], "savedmodel and/or tflite.")
-flags.DEFINE_integer("version", None, "SavedModel version (default: one above the highest in "
-                     "--output).")
-flags.DEFINE_list("quantize", ["float16"], "TFLite variants: any of none (float32), float16, "
-                  "dynamic (int8 weights), int8 (needs sample images).")
-flags.DEFINE_list("sample_images", [], "Folders of input-domain images, to calibrate int8 and "
-                  "verify TFLite on real images: FOLDER for the default generator, or "
-                  "NAME=FOLDER per generator (e.g. AtoB=data/trainA,BtoA=data/trainB). "
-                  "Default: the run's training inputs, when its data can be read.")
-flags.DEFINE_integer("calibration_count", 64, "Sample images used to calibrate int8.")
-flags.DEFINE_integer("verify_count", 4, "Sample images each TFLite file is checked on.")
-flags.DEFINE_bool("verify", True, "Reload every export and compare it with Keras.")
-flags.DEFINE_float("tolerance", 1e-4, "Max abs diff allowed between translate_float and Keras "
-                   "([-1, 1] units).")
+from tfi2i.options import Option
 
 FORMATS = ("savedmodel", "tflite")
+QUANTIZE = ("none", "float16", "dynamic", "int8")
+
+OPTIONS = (
+    Option("run_dir", str, None, "The training run to export (config.json, checkpoints/).",
+           required=True, must_exist=True),
+    Option("checkpoint", str, None, "A checkpoint of the run, e.g. RUN/checkpoints/ckpt-1000, "
+           "or best (default: the latest)."),
+    Option("output", str, None, "The model's base path (default export/<run name>)."),
+    Option("format", list, ["savedmodel"], "savedmodel and/or tflite.", choices=FORMATS),
+    Option("version", int, None, "SavedModel version (default: one above the highest in "
+           "--output).", min=1),
+    Option("quantize", list, ["float16"], "TFLite variants: any of none (float32), float16, "
+           "dynamic (int8 weights), int8 (needs sample images).", choices=QUANTIZE),
+    Option("sample_images", list, [], "Folders of input-domain images, to calibrate int8 and "
+           "verify TFLite on real images: FOLDER for the default generator, or NAME=FOLDER per "
+           "generator (e.g. AtoB=data/trainA,BtoA=data/trainB). Default: the run's training "
+           "inputs, when its data can be read."),
+    Option("calibration_count", int, 64, "Sample images used to calibrate int8.", min=1),
+    Option("verify_count", int, 4, "Sample images each TFLite file is checked on.", min=1),
+    Option("verify", bool, True, "Reload every export and compare it with Keras."),
+    Option("tolerance", float, 1e-4, "Max abs diff allowed between translate_float and Keras "
+           "([-1, 1] units).", min=0.0),
+)
 
 
-def main(argv):
-    # TensorFlow's INFO lines (tracing, saving, converting) would bury the report.
-    if not FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
-    if len(argv) > 1:
-        raise UserError(f"Unexpected arguments {' '.join(argv[1:])}; options are --flags.")
-    if not FLAGS.run_dir:
-        raise UserError("--run_dir is required: the training run whose generators to export.")
-    unknown = [f for f in FLAGS.format if f not in FORMATS]
-    if unknown or not FLAGS.format:
-        raise UserError(f"--format takes savedmodel and/or tflite, not {','.join(FLAGS.format)}.")
+def check(args, explicit):
+    """Checks the options before the run is loaded."""
+    from tfi2i.config import read_config
+    read_config(args.run_dir)  # A clear error if it is not a run directory.
+    if not args.format:
+        raise UserError("--format is empty: give savedmodel and/or tflite.")
+    for item in args.sample_images:
+        folder = item.rpartition("=")[2]
+        if not os.path.isdir(folder):
+            raise UserError(f"--sample_images={item}: {folder} is not a folder.")
 
+
+def main(args, explicit):
+    quiet_absl_logging()
     from tfi2i.export import export_generators
     from tfi2i.export.serving import signature_kind
     from tfi2i.export.tflite import FILE_TAGS, export_tflite
     from tfi2i.training.checkpoints import restore_run
 
-    model, config = restore_run(FLAGS.run_dir, FLAGS.checkpoint)
+    model, config = restore_run(args.run_dir, args.checkpoint)
     generators, divisor = model.generators, model.size_divisor
-    output = FLAGS.output or os.path.join(
-        "export", os.path.basename(os.path.normpath(FLAGS.run_dir)))
+    output = args.output or os.path.join(
+        "export", os.path.basename(os.path.normpath(args.run_dir)))
 
-    if "savedmodel" in FLAGS.format:
-        report = export_generators(generators, divisor, config, output, version=FLAGS.version,
-                                   verify=FLAGS.verify, tolerance=FLAGS.tolerance)
+    if "savedmodel" in args.format:
+        report = export_generators(generators, divisor, config, output, version=args.version,
+                                   verify=args.verify, tolerance=args.tolerance)
         print(f"SavedModel: {report['path']}")
         print(f"  signatures: {', '.join(report['signatures'])}")
         print(f"  variables: {report['variables_bytes'] / 1e6:.1f} MB "
@@ -73,15 +76,15 @@ def main(argv):
             unit = "" if signature_kind(key) == "float" else " grey levels"
             print(f"  {key}: max abs diff vs Keras {diff:.3g}{unit}")
 
-    if "tflite" in FLAGS.format:
-        samples = sample_images(FLAGS.sample_images, generators, divisor, config,
-                                FLAGS.verify_count + FLAGS.calibration_count)
-        info = export_tflite(generators, divisor, config, output, quantize=FLAGS.quantize,
-                             sample_images=samples, verify=FLAGS.verify,
-                             verify_count=FLAGS.verify_count)
+    if "tflite" in args.format:
+        samples = sample_images(args.sample_images, generators, divisor, config,
+                                args.verify_count + args.calibration_count)
+        info = export_tflite(generators, divisor, config, output, quantize=args.quantize,
+                             sample_images=samples, verify=args.verify,
+                             verify_count=args.verify_count)
         print(f"TFLite: {os.path.join(output, 'tflite')}")
         for name in generators:
-            for q in FLAGS.quantize:
+            for q in args.quantize:
                 filename = f"{name}_{FILE_TAGS[q]}.tflite"
                 print(f"  {describe_tflite(filename, info['files'][filename])}")
 
@@ -148,7 +151,7 @@ def training_inputs(config, direction, size, divisor, count):
 
 def run():
     """Console-script entry point."""
-    run_main(main)
+    run_main(main, OPTIONS, check=check)
 
 
 if __name__ == "__main__":

@@ -13,54 +13,52 @@ skipped and counted.
 
 import os
 
-from absl import flags, logging
-
-from tfi2i.cli.common import run_main
+from tfi2i.cli.common import quiet_absl_logging, run_main
 from tfi2i.errors import UserError
+from tfi2i.options import Option
 
-FLAGS = flags.FLAGS
+OPTIONS = (
+    Option("model", str, None, "A run directory, an export directory or a .tflite file.",
+           required=True, must_exist=True),
+    Option("input", str, None, "An image file or a folder of images (searched recursively).",
+           required=True, must_exist=True),
+    Option("output", str, None, "The folder to write translated images to.", required=True),
+    Option("direction", str, None, "Which generator, e.g. AtoB or BtoA (default: the model's "
+           "first)."),
+    Option("checkpoint", str, None, "For a run directory: a checkpoint (default latest)."),
+    Option("batch_size", int, 4, "Images (or tiles) per call of the net.", min=1),
+    Option("tile_size", int, 1024, "Images with a side above this are tiled.", min=1),
+    Option("tile_overlap", int, 64, "Overlap of neighbouring tiles, in pixels.", min=0),
+)
 
-flags.DEFINE_string("model", None, "A run directory, an export directory or a .tflite file.")
-flags.DEFINE_string("input", None, "An image file or a folder of images (searched recursively).")
-flags.DEFINE_string("output", None, "The folder to write translated images to.")
-flags.DEFINE_string("direction", None, "Which generator, e.g. AtoB or BtoA (default: the "
-                    "model's first).")
-flags.DEFINE_string("checkpoint", None, "For a run directory: a checkpoint (default latest).")
-flags.DEFINE_integer("batch_size", 4, "Images (or tiles) per call of the net.")
-flags.DEFINE_integer("tile_size", 1024, "Images with a side above this are tiled.")
-flags.DEFINE_integer("tile_overlap", 64, "Overlap of neighbouring tiles, in pixels.")
+
+def check(args, explicit):
+    """Checks the options that depend on each other, before anything is loaded."""
+    source = os.path.realpath(args.input)
+    if os.path.isdir(source) and os.path.realpath(args.output) == source:
+        raise UserError(f"--output={args.output} is the input folder: the outputs would "
+                        "overwrite the images. Choose another folder.")
 
 
-def main(argv):
-    # TensorFlow's INFO lines (tracing, saving, converting) would bury the report.
-    if not FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
-    if len(argv) > 1:
-        raise UserError(f"Unexpected arguments {' '.join(argv[1:])}; options are --flags.")
-    for name in ("model", "input", "output"):
-        if not FLAGS[name].value:
-            raise UserError(f"--{name} is required (see --help).")
-    source = os.path.realpath(FLAGS.input)
-    if os.path.isdir(source) and os.path.realpath(FLAGS.output) == source:
-        raise UserError(f"--output {FLAGS.output} is the input folder: the outputs would "
-                        f"overwrite the images. Choose another folder.")
+def main(args, explicit):
+    quiet_absl_logging()
 
     from tfi2i.export import load, translate_files
 
-    translator = load(FLAGS.model, checkpoint=FLAGS.checkpoint, batch_size=FLAGS.batch_size,
-                      tile_size=FLAGS.tile_size, tile_overlap=FLAGS.tile_overlap)
-    done, skipped = translate_files(translator, FLAGS.input, FLAGS.output, FLAGS.direction)
+    translator = load(args.model, checkpoint=args.checkpoint, batch_size=args.batch_size,
+                      tile_size=args.tile_size, tile_overlap=args.tile_overlap)
+    done, skipped = translate_files(translator, args.input, args.output, args.direction)
     for name, reason in skipped:
         print(f"skipped {name}: {reason}")
-    print(f"Translated {done} images into {FLAGS.output}; skipped {len(skipped)} unreadable "
+    print(f"Translated {done} images into {args.output}; skipped {len(skipped)} unreadable "
           f"files.")
     if not done:
-        raise UserError(f"None of the images in {FLAGS.input} could be read.")
+        raise UserError(f"None of the images in {args.input} could be read.")
 
 
 def run():
     """Console-script entry point."""
-    run_main(main)
+    run_main(main, OPTIONS, check=check)
 
 
 if __name__ == "__main__":

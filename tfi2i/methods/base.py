@@ -7,52 +7,98 @@ paper's objective. This base class gives it:
 - `average(per_example_loss)`: the scalar loss, scaled by the *global* batch
   size so gradients are right under `tf.distribute` (they are summed across
   replicas);
+- its options, declared once as `options` and checked in `__init__`;
 - `from_run_config(config)`: builds the method from a flat run config (the
-  CLI's resolved flags), taking the keys its `__init__` accepts;
+  CLI's resolved flags), taking the keys it declares;
 - `get_config()`, so `.keras` saving and `clone` work;
 - the hooks the trainer and the exporter use: `step`, `generators`,
   `size_divisor`, `sample_images`, `build_for_size`.
 """
 
-import inspect
+import types
 
 import keras
 import tensorflow as tf
+
+from tfi2i.methods.options import check_crop_fits_generator
+from tfi2i.options import check_values, defaults
+
+# Keyword arguments that belong to keras.Model, not to the method.
+_KERAS_KWARGS = ("name", "trainable", "dtype")
 
 
 class TranslationModel(keras.Model):
     """Base class of the methods in `tfi2i.methods`.
 
     Subclasses set:
+        options: the method's hyper-parameters, a tuple of `tfi2i.options.Option`
+            (each declared once: the constructor, the CLI flags, the run config
+            and the docs all derive from it). The constructor takes them as
+            keyword arguments; the method reads the checked values from
+            `self.hp` (e.g. `self.hp.lambda_L1`).
         paired: whether `fit` data are aligned (input, target) pairs.
         optimizer_groups: names of the network groups with their own
             optimizer, in the order `compile()` takes them, e.g. ("g", "d")
             for `compile(g_optimizer=..., d_optimizer=...)`.
-        input_nc, output_nc: channels of the inputs and outputs.
     """
 
+    options = ()
     paired = True
     optimizer_groups = ("g", "d")
 
-    def __init__(self, hparams, **kwargs):
-        super().__init__(**kwargs)
-        # The constructor arguments, kept for get_config and the run config.
-        self.hparams = dict(hparams)
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # The options, listed in the class docstring (help(), the docs).
+        if cls.options and cls.__doc__ and "\n    Options:\n" not in cls.__doc__:
+            lines = [f"        {o.name} ({o.type.__name__}, default {o.describe_default()}): "
+                     f"{o.help}" for o in cls.options]
+            cls.__doc__ = cls.__doc__.rstrip() + "\n\n    Options:\n" + "\n".join(lines) + "\n"
+
+    def __init__(self, **kwargs):
+        keras_kwargs = {k: kwargs.pop(k) for k in _KERAS_KWARGS if k in kwargs}
+        super().__init__(**keras_kwargs)
+        # The checked hyper-parameters, all of them (defaults filled in).
+        self.hparams = {**defaults(self.options), **check_values(self.options, kwargs)}
+        self.hp = types.SimpleNamespace(**self.hparams)
+        self.check_options(self.hparams)
 
     # -- construction -----------------------------------------------------
 
     @classmethod
-    def init_arg_names(cls):
-        """The hyper-parameters this method's constructor accepts."""
-        params = inspect.signature(cls.__init__).parameters
-        return [n for n, p in params.items()
-                if n != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]
+    def option_names(cls):
+        """The names of the hyper-parameters this method takes."""
+        return [o.name for o in cls.options]
 
     @classmethod
     def from_run_config(cls, config):
-        """Builds the method from a flat config, ignoring keys it doesn't take."""
-        names = cls.init_arg_names()
+        """Builds the method from a flat run config, taking the keys it declares."""
+        names = set(cls.option_names())
         return cls(**{k: v for k, v in config.items() if k in names})
+
+    @classmethod
+    def check_options(cls, options):
+        """Checks the method's own options that depend on each other.
+
+        Args:
+            options: at least the method's options, checked one by one.
+
+        Raises:
+            UserError: naming the options and the fix.
+        """
+
+    @classmethod
+    def check_config(cls, config):
+        """Checks a resolved run config for options that do not fit together.
+
+        The base class checks that the crop size fits the generator (for a
+        method with a `netG` option); a method adds its own rules.
+
+        Raises:
+            UserError: naming the options and the fix.
+        """
+        cls.check_options(config)
+        if "netG" in cls.option_names():
+            check_crop_fits_generator(config)
 
     def get_config(self):
         config = super().get_config()
@@ -61,7 +107,8 @@ class TranslationModel(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        return cls.from_run_config(config)
+        names = set(cls.option_names()) | set(_KERAS_KWARGS)
+        return cls(**{k: v for k, v in config.items() if k in names})
 
     def build_for_size(self, height, width):
         """Creates every variable by running one step's worth of forward passes."""

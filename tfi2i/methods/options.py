@@ -1,0 +1,52 @@
+"""Option declarations that several methods share: networks and losses.
+
+A method lists these in its `options`, with `with_default` where its paper
+chose another default (e.g. CycleGAN's `NETG.with_default("resnet_9blocks")`).
+Each is declared here once, so its flag, help and allowed values are the same
+for every method.
+"""
+
+from tfi2i.errors import UserError
+from tfi2i.losses import GAN_MODES
+from tfi2i.nets import DISCRIMINATORS, GENERATORS, INIT_TYPES, size_divisor
+from tfi2i.nets.layers import NORM_TYPES
+from tfi2i.options import Option
+
+# "unet" with a free number of downsamplings is for Python users of tfi2i.nets.
+_NAMED_GENERATORS = tuple(g for g in GENERATORS if g != "unet")
+
+NETG = Option("netG", str, "unet_256", "Generator architecture.", choices=_NAMED_GENERATORS)
+NETD = Option("netD", str, "basic", "Discriminator: basic (70x70 PatchGAN), n_layers, pixel.",
+              choices=DISCRIMINATORS)
+NGF = Option("ngf", int, 64, "Generator filters in the first layer.", min=1)
+NDF = Option("ndf", int, 64, "Discriminator filters in the first layer.", min=1)
+N_LAYERS_D = Option("n_layers_D", int, 3, "Discriminator depth for --netD=n_layers.", min=1)
+NORM = Option("norm", str, "batch", "Normalization layers.", choices=NORM_TYPES)
+USE_DROPOUT = Option("use_dropout", bool, False, "Dropout 0.5 in the generator.")
+INIT_TYPE = Option("init_type", str, "normal", "Weight initialisation.", choices=INIT_TYPES)
+INIT_GAIN = Option("init_gain", float, 0.02, "Scale of the weight initialisation.", min=0.0)
+GAN_MODE = Option("gan_mode", str, "lsgan", "Adversarial loss.", choices=GAN_MODES)
+LAMBDA_GP = Option("lambda_gp", float, 10.0, "Weight of the gradient penalty "
+                   "(--gan_mode=wgangp).", min=0.0)
+
+
+# Preprocessing modes whose training images are crops of crop_size.
+_CROPPING = ("resize_and_crop", "crop", "scale_width_and_crop")
+
+
+def check_crop_fits_generator(config):
+    """Raises UserError unless --crop_size fits --netG (the most common first mistake).
+
+    Modes that do not crop round image sizes to the generator's divisor
+    themselves, so only cropping modes are checked.
+    """
+    netG, crop = config["netG"], config["crop_size"]
+    divisor = size_divisor(netG)
+    if config["preprocess"] not in _CROPPING or crop % divisor == 0:
+        return
+    fits = [g for g in _NAMED_GENERATORS if crop % size_divisor(g) == 0]
+    suggestion = max(divisor, round(crop / divisor) * divisor)
+    raise UserError(
+        f"--crop_size={crop} does not fit --netG={netG}, which needs image sides that are "
+        f"multiples of {divisor}: use --crop_size={suggestion}"
+        + (f", or a generator that takes {crop} px: {', '.join(fits)}." if fits else "."))
