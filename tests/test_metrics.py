@@ -30,6 +30,7 @@ from tfi2i.metrics import segmentation as seg
 from tfi2i.metrics import torchfile
 from tfi2i.metrics import weights as weights_lib
 from tfi2i.metrics.callback import EvaluationCallback
+from tfi2i.metrics.evaluator import Evaluator
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -432,7 +433,8 @@ def test_callback_logs_metrics_and_keeps_the_best_checkpoint(tmp_path):
     model.compile(keras.optimizers.Adam(0.05), "mse")
     saved = []
     callback = EvaluationCallback(
-        data, metrics=("psnr", "ssim", "l1"), every_n_epochs=2, log_dir=str(tmp_path / "tb"),
+        Evaluator(data, metrics=("psnr", "ssim", "l1")), every_n_epochs=2,
+        log_dir=str(tmp_path / "tb"),
         best_metric="psnr", save_best=lambda m, epoch, r: saved.append((epoch, r["psnr"])))
     history = model.fit(data, epochs=6, verbose=0, callbacks=[callback])
     assert [h["epoch"] for h in callback.history] == [2, 4, 6]
@@ -444,7 +446,8 @@ def test_callback_logs_metrics_and_keeps_the_best_checkpoint(tmp_path):
     assert any(f.startswith("events") for f in os.listdir(tmp_path / "tb"))
     # The path variant writes weights atomically and they load back.
     path = str(tmp_path / "best" / "model.weights.h5")
-    callback = EvaluationCallback(data, metrics=("l1",), best_metric="l1", save_best=path)
+    callback = EvaluationCallback(Evaluator(data, metrics=("l1",)), best_metric="l1",
+                                  save_best=path)
     model.fit(data, epochs=1, verbose=0, callbacks=[callback])
     assert callback.mode == "min" and os.path.isfile(path)
     assert os.listdir(os.path.dirname(path)) == ["model.weights.h5"]
@@ -453,11 +456,11 @@ def test_callback_logs_metrics_and_keeps_the_best_checkpoint(tmp_path):
 
 def test_callback_rejects_bad_settings():
     with pytest.raises(UserError, match="unknown metrics"):
-        EvaluationCallback([], metrics=("fid", "lpips"))
+        Evaluator([], metrics=("fid", "lpips"))
     with pytest.raises(UserError, match="segmenter"):
-        EvaluationCallback([], metrics=("seg",))
+        Evaluator([], metrics=("seg",))
     with pytest.raises(UserError, match=".weights.h5"):
-        EvaluationCallback([], best_metric="psnr", save_best="best.h5")
+        EvaluationCallback(Evaluator([]), best_metric="psnr", save_best="best.h5")
 
 
 # -- tfi2i-eval (subprocesses: absl flags are process-global) --------------------------------
@@ -524,7 +527,7 @@ def test_eval_cli_model_mode_on_a_paired_split(tmp_path):
         "sys.argv = ['tfi2i-eval'] + sys.argv[1:]\n"
         "e.run()\n")
     np.save(tmp_path / "photos.npy", photos)
-    result = _run_eval(["--model=fake", f"--data_dir={tmp_path / 'data'}",
+    result = _run_eval([f"--model={tmp_path}", f"--data_dir={tmp_path / 'data'}",
                         "--metrics=psnr,l1", f"--save_dir={tmp_path / 'out'}"], code=code)
     assert result.returncode == 0, result.stderr
     scores = json.loads(result.stdout.strip().splitlines()[-1])
@@ -532,3 +535,37 @@ def test_eval_cli_model_mode_on_a_paired_split(tmp_path):
     assert scores["psnr"] is None and scores["psnr_inf"] == 3  # identical: inf -> null
     assert scores["l1"] == 0.0
     assert sorted(os.listdir(tmp_path / "out")) == ["1.png", "2.png", "3.png"]
+
+
+def test_eval_cli_model_mode_on_a_real_run_directory(tmp_path):
+    """tfi2i-eval --model=RUN on a run the trainer made: its numbers are the run's
+    generator on the right half of each test file, scored against the other half."""
+    from conftest import tiny_run_config, write_ab_dataset
+    from tfi2i.export import load
+    from tfi2i.training.trainer import train
+
+    # A = colour (left), B = its gray (right). The run translates BtoA; kaiming init
+    # makes the output depend strongly on the input, so feeding the wrong half shows.
+    data = write_ab_dataset(tmp_path / "data", splits=(("train", 4), ("test", 3)))
+    run = tmp_path / "run"
+    train(tiny_run_config(data, run, direction="BtoA", init_type="kaiming", max_steps=2))
+    result = _run_eval([f"--model={run}", f"--data_dir={data}", "--metrics=psnr,ssim,l1",
+                        "--batch_size=2"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    scores = json.loads(result.stdout.strip().splitlines()[-1])
+    assert scores["direction"] == "BtoA" and scores["n_pairs"] == 3
+
+    # The same numbers computed directly: input B (right), target A (left).
+    files = sorted(os.listdir(os.path.join(data, "test")))
+    pairs = [np.asarray(Image.open(os.path.join(data, "test", f)).convert("RGB")) for f in files]
+    left, right = np.stack([p[:, :32] for p in pairs]), np.stack([p[:, 32:] for p in pairs])
+    translator = load(run)
+    expected = image_lib.paired_scores(translator.translate(right), left)
+    for name in ("psnr", "ssim", "l1"):
+        assert scores[name] == pytest.approx(expected[name], rel=1e-4), name
+    # What a mix-up would have given: the other half as input, or as target.
+    wrong_input = image_lib.paired_scores(translator.translate(left), left)
+    wrong_target = image_lib.paired_scores(translator.translate(right), right)
+    for wrong in (wrong_input, wrong_target):
+        assert abs(wrong["l1"] - expected["l1"]) > 0.05 * expected["l1"], (wrong, expected)
+        assert abs(wrong["psnr"] - expected["psnr"]) > 0.3, (wrong, expected)

@@ -179,11 +179,11 @@ def test_unreadable_image_is_named(extractor, tmp_path, monkeypatch):
         extractor.from_folder(str(folder))
 
 
-def test_callback_fid_kid_and_segmentation(extractor, facades_photos):
+def test_evaluator_fid_kid_and_segmentation(extractor, facades_photos):
     import keras
 
     from tfi2i.metrics import segmentation as seg
-    from tfi2i.metrics.callback import EvaluationCallback
+    from tfi2i.metrics.evaluator import Evaluator
 
     photos = facades_photos[:6, ::4, ::4].astype(np.float32) / 127.5 - 1  # 64 px
     labels = seg.FACADES_PALETTE[np.arange(6 * 64 * 64).reshape(6, 64, 64) // 64 % 12]
@@ -194,15 +194,13 @@ def test_callback_fid_kid_and_segmentation(extractor, facades_photos):
     palette = tf.constant(seg.FACADES_PALETTE, tf.float32)
     scores = keras.layers.Lambda(lambda x: -tf.norm(x[..., None, :] - palette, axis=-1))
     segmenter = seg.Segmenter(keras.Sequential([keras.Input((None, None, 3)), scores]))
-    callback = EvaluationCallback(data, metrics=("fid", "kid", "seg", "l1"),
-                                  translate=lambda x: x, segmenter=segmenter,
-                                  fid_extractor=extractor)
-    results = callback.evaluate()
+    evaluator = Evaluator(data, metrics=("fid", "kid", "seg", "l1"), segmenter=segmenter,
+                          fid_extractor=extractor)
+    results = evaluator(lambda x: x)
     assert results["seg_pixel_acc"] == pytest.approx(1.0)
     assert results["fid"] > 100 and results["l1"] > 0.1  # label maps are no photos
-    same = EvaluationCallback(tf.data.Dataset.from_tensor_slices((photos, photos)).batch(6),
-                              metrics=("fid",), fid_extractor=extractor,
-                              translate=lambda x: x).evaluate()
+    same = Evaluator(tf.data.Dataset.from_tensor_slices((photos, photos)).batch(6),
+                     metrics=("fid",), fid_extractor=extractor)(lambda x: x)
     assert same["fid"] == pytest.approx(0.0, abs=1e-6)
 
 

@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from tfi2i import config as run_config
+from tfi2i.cli import eval as eval_cli
 from tfi2i.cli import export as export_cli
 from tfi2i.cli import train as train_cli
 from tfi2i.cli import translate as translate_cli
@@ -66,6 +67,10 @@ def command_setups(tmp_path):
                                               f"--output={tmp_path / 'out'}"],
                       translate_cli.check),
         "export": (export_cli.OPTIONS, [f"--run_dir={run_dir}"], export_cli.check),
+        "eval --model": (eval_cli.OPTIONS, [f"--model={run_dir}", f"--data_dir={images}"],
+                         eval_cli.check),
+        "eval --fake_dir": (eval_cli.OPTIONS, [f"--real_dir={images}", f"--fake_dir={images}"],
+                            eval_cli.check),
     }
     for method in METHODS:
         setups[f"train --method={method}"] = (
@@ -80,6 +85,10 @@ def test_every_option_of_every_command_rejects_invalid_values_in_one_line(comman
         for option in options:
             for value in invalid_values(option):
                 argv = [a for a in base if not a.startswith(f"--{option.name}=")]
+                if command.startswith("eval") and option.name in ("real_dir", "fake_dir",
+                                                                   "label_dir", "model",
+                                                                   "data_dir"):
+                    argv = []  # Folder and model mode exclude each other: test it alone.
                 assert_one_line_error(options, argv + [f"--{option.name}={value}"],
                                       option.name, check)
                 walked += 1
@@ -211,3 +220,12 @@ def test_lists_repeated_for_a_light_import_agree_with_their_modules():
     assert run_config.STRATEGIES == STRATEGIES
     from tfi2i.export.tflite import FILE_TAGS
     assert set(export_cli.QUANTIZE) == set(FILE_TAGS)
+
+
+def test_eval_modes_are_checked_before_anything_loads(tmp_path):
+    for argv, name in ([[f"--model={tmp_path}"], "data_dir"],
+                       [[f"--model={tmp_path}", f"--data_dir={tmp_path}",
+                         f"--fake_dir={tmp_path}"], "fake_dir"],
+                       [[f"--fake_dir={tmp_path}", "--metrics=fid"], "real_dir"],
+                       [[], "Nothing to evaluate"]):
+        assert_one_line_error(eval_cli.OPTIONS, argv, name, eval_cli.check)

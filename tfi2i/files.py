@@ -1,14 +1,29 @@
-"""Writing files atomically: through a temporary name in the same folder, then a rename.
+"""Where tfi2i keeps files, and writing files atomically.
 
-A reader (another process, a resumed run, a concurrent evaluation) then sees
-either the old file or the whole new one, never a half-written file, and an
-interrupted write leaves no partial file under the real name.
+`default_cache_dir` is the one cache folder (datasets, FID weights and features, segmenters).
+
+Atomic writes go through a temporary name in the same folder, then a rename. A reader
+(another process, a resumed run, a concurrent evaluation) then sees either the old file or
+the whole new one, never a half-written file, and an interrupted write leaves no partial
+file under the real name.
 """
 
 import contextlib
 import json
 import os
 import secrets
+from pathlib import Path
+
+CACHE_ENV = "TFI2I_CACHE"
+
+
+def default_cache_dir():
+    """The cache folder: `$TFI2I_CACHE` if set, else `~/.cache/tfi2i` (not created here).
+
+    Returns:
+        A `pathlib.Path`, with `~` expanded.
+    """
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "tfi2i").expanduser()
 
 
 @contextlib.contextmanager

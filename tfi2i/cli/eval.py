@@ -21,67 +21,99 @@ FID/KID need the FID Inception weights: `tfi2i-eval --fetch_weights` (or
 `python -m tfi2i.metrics.weights --fetch`) downloads and verifies them once.
 """
 
+import dataclasses
 import json
 import math
 import os
 
 import numpy as np
-from absl import flags
 
 from tfi2i.cli.common import run_main
 from tfi2i.errors import UserError
-
-FLAGS = flags.FLAGS
+from tfi2i.options import Option
 
 ALL_METRICS = ("fid", "kid", "psnr", "ssim", "l1", "seg")
 PAIRED_METRICS = ("psnr", "ssim", "l1")
+_HALVES = ("none", "left", "right")
 
-flags.DEFINE_string("real_dir", None, "Folder of real (reference) images.")
-flags.DEFINE_string("fake_dir", None, "Folder of generated images to score against --real_dir.")
-flags.DEFINE_enum("real_half", "none", ["none", "left", "right"],
-                  "Take this half of each --real_dir image (side-by-side AB files).")
-flags.DEFINE_enum("fake_half", "none", ["none", "left", "right"],
-                  "Take this half of each --fake_dir image.")
-flags.DEFINE_string("label_dir", None, "Folder mode, metric seg: colour label maps, paired "
-                    "with --fake_dir files by name.")
-flags.DEFINE_enum("label_half", "none", ["none", "left", "right"],
-                  "Take this half of each --label_dir image.")
-flags.DEFINE_string("model", None, "A run directory, an export directory or a .tflite file.")
-flags.DEFINE_string("data_dir", None, "Dataset folder for --model (see --help).")
-flags.DEFINE_string("split", "test", "Split of --data_dir to translate and score.")
-flags.DEFINE_enum("direction", None, ["AtoB", "BtoA"],
-                  "Translation direction (default: the model's config, else AtoB).")
-flags.DEFINE_string("metrics", "fid,kid,psnr,ssim,l1",
-                    f"Comma-separated, from {','.join(ALL_METRICS)}.")
-flags.DEFINE_integer("batch_size", 16, "Images per forward pass.")
-flags.DEFINE_string("fid_weights", None, "FID Inception weights file (default: "
-                    "$TFI2I_FID_WEIGHTS, else the cache).")
-flags.DEFINE_bool("fetch_weights", False, "Download and verify the FID weights first (to "
-                  "--fid_weights or the default path); alone, only that.")
-flags.DEFINE_integer("kid_subsets", 100, "KID: number of random subsets.")
-flags.DEFINE_integer("kid_subset_size", 1000, "KID: subset size (capped at the set sizes).")
-flags.DEFINE_string("segmenter", None, "metric seg: a .keras file or SavedModel (default: "
-                    "the facades segmenter in the cache).")
-flags.DEFINE_enum("seg_palette", "facades", ["facades", "cityscapes"],
-                  "metric seg: colours of the label maps.")
-flags.DEFINE_string("save_dir", None, "Model mode: also write the translations here (PNG).")
-flags.DEFINE_string("json_out", None, "Also write the JSON result to this file.")
-flags.DEFINE_bool("cache", True, "Cache Inception features of folders (keyed by file names, "
-                  "sizes and mtimes).")
+OPTIONS = (
+    Option("real_dir", str, None, "Folder of real (reference) images.", must_exist=True),
+    Option("fake_dir", str, None, "Folder of generated images to score against --real_dir.",
+           must_exist=True),
+    Option("real_half", str, "none", "Take this half of each --real_dir image (side-by-side AB "
+           "files).", choices=_HALVES),
+    Option("fake_half", str, "none", "Take this half of each --fake_dir image.", choices=_HALVES),
+    Option("label_dir", str, None, "Folder mode, metric seg: colour label maps, paired with "
+           "--fake_dir files by name.", must_exist=True),
+    Option("label_half", str, "none", "Take this half of each --label_dir image.",
+           choices=_HALVES),
+    Option("model", str, None, "A run directory, an export directory or a .tflite file.",
+           must_exist=True),
+    Option("data_dir", str, None, "Dataset folder for --model (see --help).", must_exist=True),
+    Option("split", str, "test", "Split of --data_dir to translate and score."),
+    Option("direction", str, None, "Translation direction (default: the model's config, else "
+           "AtoB).", choices=("AtoB", "BtoA")),
+    Option("metrics", list, ["fid", "kid", "psnr", "ssim", "l1"], "Metrics to compute.",
+           choices=ALL_METRICS),
+    Option("batch_size", int, 16, "Images per forward pass.", min=1),
+    Option("fid_weights", str, None, "FID Inception weights file (default: $TFI2I_FID_WEIGHTS, "
+           "else the cache)."),
+    Option("fetch_weights", bool, False, "Download and verify the FID weights first (to "
+           "--fid_weights or the default path); alone, only that."),
+    Option("kid_subsets", int, 100, "KID: number of random subsets.", min=1),
+    Option("kid_subset_size", int, 1000, "KID: subset size (capped at the set sizes).", min=2),
+    Option("segmenter", str, None, "metric seg: a .keras file or SavedModel (default: the "
+           "facades segmenter in the cache).", must_exist=True),
+    Option("seg_palette", str, "facades", "metric seg: colours of the label maps.",
+           choices=("facades", "cityscapes")),
+    Option("save_dir", str, None, "Model mode: also write the translations here (PNG)."),
+    Option("json_out", str, None, "Also write the JSON result to this file."),
+    Option("cache", bool, True, "Cache Inception features of folders (keyed by file names, "
+           "sizes and mtimes)."),
+)
 
 
-def parse_metrics(text):
-    """Metric names from a comma-separated flag value, validated."""
-    names = [m.strip() for m in text.split(",") if m.strip()]
-    unknown = [m for m in names if m not in ALL_METRICS]
-    if unknown or not names:
-        raise UserError(f"--metrics={text}: unknown {unknown}; choose from "
-                        f"{','.join(ALL_METRICS)}")
-    return names
+def check(args, explicit):
+    """Checks which options go together, before anything is loaded."""
+    folder_mode = args.real_dir or args.fake_dir
+    model_mode = args.model or args.data_dir
+    if folder_mode and model_mode:
+        raise UserError("Pass either --real_dir/--fake_dir or --model/--data_dir, not both.")
+    if not args.metrics:
+        raise UserError(f"--metrics is empty: choose from {','.join(ALL_METRICS)}.")
+    if folder_mode and (not args.fake_dir or (not args.real_dir and args.metrics != ["seg"])):
+        raise UserError("--real_dir and --fake_dir go together (only --metrics=seg works "
+                        "without --real_dir; see --help).")
+    if model_mode and not (args.model and args.data_dir):
+        raise UserError("--model and --data_dir go together (see --help).")
+    if not (folder_mode or model_mode or args.fetch_weights):
+        raise UserError("Nothing to evaluate: pass --real_dir and --fake_dir, or --model and "
+                        "--data_dir (see --help).")
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreOptions:
+    """How the scores are computed, in both modes; the fields are the flags of the same names.
+
+    Attributes:
+        fid_weights: FID Inception weights file (None: `$TFI2I_FID_WEIGHTS`, else the cache).
+        batch_size: images per forward pass (translation and Inception).
+        kid_subsets, kid_subset_size: KID's random subsets.
+        cache: cache the Inception features of folders.
+        segmenter: metric seg: a .keras file or SavedModel (None: the cached facades one).
+        seg_palette: metric seg: the label maps' colours ("facades" or "cityscapes").
+    """
+    fid_weights: str | None = None
+    batch_size: int = 16
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    cache: bool = True
+    segmenter: str | None = None
+    seg_palette: str = "facades"
 
 
 def _half(value):
-    return None if value == "none" else value
+    return None if value in (None, "none") else value
 
 
 def _stem(path):
@@ -101,17 +133,17 @@ def pair_by_name(fake_paths, other_paths, what):
 def _load(path, half):
     from tfi2i.metrics.fid import decode_image_file
 
-    return decode_image_file(path, half).numpy()
+    return decode_image_file(path, _half(half)).numpy()
 
 
-def _segmentation(palette_name, segmenter_path):
+def _segmentation(options):
+    """(a SegmentationScore, the label-map decoder) for metric seg."""
     from tfi2i.metrics import segmentation
-    from tfi2i.metrics.segmentation import decode_label_map
 
-    classes, palette, void = segmentation.PALETTES[palette_name]
-    segmenter = segmentation.load_segmenter(segmenter_path)
-    score = segmentation.SegmentationScore(segmenter, len(classes), classes)
-    return score, lambda colours: decode_label_map(colours, palette, void).numpy()
+    label_maps = segmentation.LabelMaps(options.seg_palette)
+    segmenter = segmentation.load_segmenter(options.segmenter)
+    score = segmentation.SegmentationScore(segmenter, label_maps.num_classes, label_maps.classes)
+    return score, label_maps
 
 
 def _seg_results(score):
@@ -130,13 +162,13 @@ def _paired_results(metrics, means):
     return out
 
 
-def _feature_extractor():
+def _feature_extractor(options):
     from tfi2i.metrics.fid import FeatureExtractor
 
-    return FeatureExtractor(weights=FLAGS.fid_weights, batch_size=FLAGS.batch_size)
+    return FeatureExtractor(weights=options.fid_weights, batch_size=options.batch_size)
 
 
-def _fid_kid(metrics, real, fake):
+def _fid_kid(metrics, real, fake, options):
     from tfi2i.metrics import fid as fid_lib
 
     out = {"n_real": int(real.shape[0]), "n_fake": int(fake.shape[0])}
@@ -144,25 +176,40 @@ def _fid_kid(metrics, real, fake):
         out["fid"] = fid_lib.fid_from_features(real, fake)
     if "kid" in metrics:
         out["kid"], out["kid_std"] = fid_lib.kid_from_features(
-            real, fake, FLAGS.kid_subsets, FLAGS.kid_subset_size)
+            real, fake, options.kid_subsets, options.kid_subset_size)
     return out
 
 
-def evaluate_folders(metrics):
-    """Scores of --fake_dir against --real_dir (and --label_dir for seg)."""
-    from tfi2i.metrics import image as image_lib
-    from tfi2i.metrics.fid import list_images
+def evaluate_folders(metrics, fake_dir, real_dir=None, real_half=None, fake_half=None,
+                     label_dir=None, label_half=None, options=ScoreOptions()):
+    """Scores of the images in `fake_dir` against `real_dir` (and `label_dir` for seg).
 
-    results = {"real": FLAGS.real_dir, "fake": FLAGS.fake_dir}  # real is None for seg only
-    real_half, fake_half = _half(FLAGS.real_half), _half(FLAGS.fake_half)
-    fake_paths = list_images(FLAGS.fake_dir)
+    Args:
+        metrics: names from `ALL_METRICS`.
+        fake_dir: the generated images.
+        real_dir: the real images (None only for seg alone). Paired metrics pair files by
+            name without extension.
+        real_half, fake_half, label_half: "left" or "right" takes that half of each image
+            (side-by-side AB files); None (or "none") the whole image.
+        label_dir: metric seg: colour label maps, paired with `fake_dir` files by name.
+        options: a `ScoreOptions`.
+
+    Returns:
+        {name: value}, with `real` and `fake` the folders.
+    """
+    from tfi2i.data.decode import list_images
+    from tfi2i.metrics import image as image_lib
+
+    results = {"real": real_dir, "fake": fake_dir}  # real is None for seg only
+    real_half, fake_half = _half(real_half), _half(fake_half)
+    fake_paths = list_images(fake_dir)
     if "fid" in metrics or "kid" in metrics:
-        extractor = _feature_extractor()
-        real = extractor.from_folder(FLAGS.real_dir, real_half, cache=FLAGS.cache)
-        fake = extractor.from_folder(FLAGS.fake_dir, fake_half, cache=FLAGS.cache)
-        results.update(_fid_kid(metrics, real, fake))
+        extractor = _feature_extractor(options)
+        real = extractor.from_folder(real_dir, real_half, cache=options.cache)
+        fake = extractor.from_folder(fake_dir, fake_half, cache=options.cache)
+        results.update(_fid_kid(metrics, real, fake, options))
     if any(m in metrics for m in PAIRED_METRICS):
-        pairs = pair_by_name(fake_paths, list_images(FLAGS.real_dir), "real image")
+        pairs = pair_by_name(fake_paths, list_images(real_dir), "real image")
         means = image_lib.PairedMeans(max_val=255.0)
         for fake_path, real_path in pairs:
             a, b = _load(fake_path, fake_half), _load(real_path, real_half)
@@ -174,13 +221,13 @@ def evaluate_folders(metrics):
         results.update(_paired_results(metrics, means))
         results["n_pairs"] = len(pairs)
     if "seg" in metrics:
-        if not FLAGS.label_dir:
+        if not label_dir:
             raise UserError("--metrics=seg in folder mode needs --label_dir (colour label "
                             "maps named like the --fake_dir files).")
-        score, decode = _segmentation(FLAGS.seg_palette, FLAGS.segmenter)
-        for fake_path, label_path in pair_by_name(fake_paths, list_images(FLAGS.label_dir),
+        score, decode = _segmentation(options)
+        for fake_path, label_path in pair_by_name(fake_paths, list_images(label_dir),
                                                   "label map"):
-            labels = decode(_load(label_path, _half(FLAGS.label_half)))
+            labels = decode(_load(label_path, label_half))
             score.update(_load(fake_path, fake_half)[None], labels[None])
         results.update(_seg_results(score))
     return results
@@ -223,21 +270,35 @@ def _save(images, names, folder):
             os.path.join(folder, _stem(name) + ".png"))
 
 
-def evaluate_model(metrics):
-    """Translate the split of --data_dir with --model and score the translations."""
-    from tfi2i.metrics import image as image_lib
-    from tfi2i.metrics.fid import list_images
+def evaluate_model(metrics, translator, data_dir, split="test", direction=None, save_dir=None,
+                   options=ScoreOptions()):
+    """Translate a split of `data_dir` with `translator` and score the translations.
 
-    translator = load_translator(FLAGS.model)
+    Args:
+        metrics: names from `ALL_METRICS`.
+        translator: what `tfi2i.load` returns: `translate(uint8 images[, direction])` ->
+            uint8 images, with optional `config` and `directions`.
+        data_dir: the dataset root; `split` holds AB files (paired) or `splitA`/`splitB`
+            folders (unpaired: FID/KID only).
+        direction: "AtoB" or "BtoA" (None: the translator's config, else AtoB).
+        save_dir: also write the translations here (PNG), if given.
+        options: a `ScoreOptions`.
+
+    Returns:
+        {name: value}, with the data_dir, split and direction used.
+    """
+    from tfi2i.data.decode import list_images
+    from tfi2i.metrics import image as image_lib
+
     config = getattr(translator, "config", None) or {}
-    direction = FLAGS.direction or config.get("direction") or "AtoB"
+    direction = direction or config.get("direction") or "AtoB"
     directions = getattr(translator, "directions", [])
     net_direction = direction if direction in directions else None
-    kind, where = find_split(FLAGS.data_dir, FLAGS.split)
-    results = {"model": FLAGS.model, "data_dir": FLAGS.data_dir, "split": FLAGS.split,
-               "direction": direction}
+    kind, where = find_split(data_dir, split)
+    results = {"data_dir": data_dir, "split": split, "direction": direction}
     want_fid = "fid" in metrics or "kid" in metrics
-    extractor = _feature_extractor() if want_fid else None
+    extractor = _feature_extractor(options) if want_fid else None
+    batch_size = options.batch_size
     fake_features = []
 
     def translate(inputs):
@@ -248,19 +309,19 @@ def evaluate_model(metrics):
     if kind == "unpaired":
         skipped = [m for m in metrics if m in PAIRED_METRICS or m == "seg"]
         if skipped:
-            print(f"note: {skipped} need paired data; {FLAGS.data_dir} is unpaired, skipped.")
+            print(f"note: {skipped} need paired data; {data_dir} is unpaired, skipped.")
         source, target = where if direction == "AtoB" else where[::-1]
         paths = list_images(source)
-        for start in range(0, len(paths), FLAGS.batch_size):
-            chunk = paths[start:start + FLAGS.batch_size]
+        for start in range(0, len(paths), batch_size):
+            chunk = paths[start:start + batch_size]
             outputs = translate([_load(p, None) for p in chunk])
             if want_fid:
                 fake_features.append(extractor.from_images(outputs))
-            if FLAGS.save_dir:
-                _save(outputs, chunk, FLAGS.save_dir)
+            if save_dir:
+                _save(outputs, chunk, save_dir)
         if want_fid:
-            real = extractor.from_folder(target, None, cache=FLAGS.cache)
-            results.update(_fid_kid(metrics, real, np.concatenate(fake_features)))
+            real = extractor.from_folder(target, None, cache=options.cache)
+            results.update(_fid_kid(metrics, real, np.concatenate(fake_features), options))
         return results
 
     # Paired AB files: A = left half, B = right half.
@@ -270,9 +331,9 @@ def evaluate_model(metrics):
     want_paired = any(m in metrics for m in PAIRED_METRICS)
     seg = decode = None
     if "seg" in metrics:
-        seg, decode = _segmentation(FLAGS.seg_palette, FLAGS.segmenter)
-    for start in range(0, len(paths), FLAGS.batch_size):
-        chunk = paths[start:start + FLAGS.batch_size]
+        seg, decode = _segmentation(options)
+    for start in range(0, len(paths), batch_size):
+        chunk = paths[start:start + batch_size]
         inputs = [_load(p, input_half) for p in chunk]
         targets = [_load(p, target_half) for p in chunk]
         outputs = [np.asarray(o) for o in translate(inputs)]
@@ -288,14 +349,14 @@ def evaluate_model(metrics):
             for output, image in zip(outputs, inputs):
                 # Label -> photo: the input is the ground-truth label map of the output.
                 seg.update(output[None], decode(image)[None])
-        if FLAGS.save_dir:
-            _save(outputs, chunk, FLAGS.save_dir)
+        if save_dir:
+            _save(outputs, chunk, save_dir)
     if want_paired:
         results.update(_paired_results(metrics, means))
     results["n_pairs"] = len(paths)
     if want_fid:
-        real = extractor.from_folder(where, target_half, cache=FLAGS.cache)
-        results.update(_fid_kid(metrics, real, np.concatenate(fake_features)))
+        real = extractor.from_folder(where, target_half, cache=options.cache)
+        results.update(_fid_kid(metrics, real, np.concatenate(fake_features), options))
     if seg is not None:
         results.update(_seg_results(seg))
     return results
@@ -324,46 +385,42 @@ def json_safe(value):
     return value
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise UserError(f"Unexpected arguments {' '.join(argv[1:])}; options are --flags.")
-    folder_mode = FLAGS.real_dir or FLAGS.fake_dir
-    model_mode = FLAGS.model or FLAGS.data_dir
-    if FLAGS.fetch_weights:
+def main(args, explicit):
+    if args.fetch_weights:
         from tfi2i.metrics.weights import fetch_fid_weights
 
-        path = fetch_fid_weights(FLAGS.fid_weights)
+        path = fetch_fid_weights(args.fid_weights)
         print(f"FID Inception weights OK: {path}")
-        if not (folder_mode or model_mode):
+        if not (args.real_dir or args.fake_dir or args.model):
             return
-    if folder_mode and model_mode:
-        raise UserError("Pass either --real_dir/--fake_dir or --model/--data_dir, not both.")
-    metrics = parse_metrics(FLAGS.metrics)
-    if folder_mode:
-        if not FLAGS.fake_dir or (not FLAGS.real_dir and metrics != ["seg"]):
-            raise UserError("--real_dir and --fake_dir go together (only --metrics=seg "
-                            "works without --real_dir; see --help).")
-        results = evaluate_folders(metrics)
-    elif model_mode:
-        if not (FLAGS.model and FLAGS.data_dir):
-            raise UserError("--model and --data_dir go together (see --help).")
-        results = evaluate_model(metrics)
+    metrics = args.metrics
+    options = ScoreOptions(fid_weights=args.fid_weights, batch_size=args.batch_size,
+                           kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size,
+                           cache=args.cache, segmenter=args.segmenter,
+                           seg_palette=args.seg_palette)
+    if args.fake_dir:
+        results = evaluate_folders(metrics, args.fake_dir, args.real_dir,
+                                   real_half=args.real_half, fake_half=args.fake_half,
+                                   label_dir=args.label_dir, label_half=args.label_half,
+                                   options=options)
     else:
-        raise UserError("Nothing to evaluate: pass --real_dir and --fake_dir, or --model and "
-                        "--data_dir (see --help).")
+        translator = load_translator(args.model)
+        results = {"model": args.model, **evaluate_model(
+            metrics, translator, args.data_dir, split=args.split, direction=args.direction,
+            save_dir=args.save_dir, options=options)}
     results["kid_scale"] = "raw" if "kid" in results else results.get("kid_scale")
     results = {k: v for k, v in results.items() if v is not None}
     print(format_table(results))
     line = json.dumps(json_safe(results), allow_nan=False)
-    if FLAGS.json_out:
-        with open(FLAGS.json_out, "w") as f:
+    if args.json_out:
+        with open(args.json_out, "w") as f:
             f.write(line + "\n")
     print(line)
 
 
 def run():
-    """Console-script entry point: absl.app.run(main), UserErrors as one line."""
-    run_main(main)
+    """Console-script entry point."""
+    run_main(main, OPTIONS, check=check)
 
 
 if __name__ == "__main__":

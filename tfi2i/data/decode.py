@@ -1,4 +1,8 @@
-"""Image files -> float32 RGB in [-1, 1], and the cheap up-front check of a file.
+"""Image files: which files are images, decoding to float32 RGB, the cheap up-front check.
+
+`list_images` is the one listing of image files: the data pipeline, `tfi2i-translate`,
+`tfi2i-export --sample_images` and `tfi2i-eval` all call it, so they read the same files
+from a folder (`IMAGE_EXTENSIONS` in any case, hidden files skipped).
 
 Decoding inside the input pipeline uses TensorFlow's decoders, so it runs in the
 tf.data graph, in parallel and without the GIL. PIL only reads headers up front
@@ -13,10 +17,12 @@ from dataclasses import dataclass
 import tensorflow as tf
 from PIL import Image
 
-# The formats TF decodes correctly: tf.io.decode_image also reads WebP, but
-# only to uint8, and not TIFF at all.
-SUPPORTED_FORMATS = ("JPEG", "PNG", "BMP", "GIF")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+from tfi2i.errors import UserError
+
+# The formats `decode_image` reads at every dtype (TF has no TIFF decoder), and the file
+# extensions that name them: the one set every listing of image files uses.
+SUPPORTED_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "WEBP")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
 # How many bytes at the end of a file to look at for its format's end marker.
 _TAIL_BYTES = 64
@@ -38,8 +44,55 @@ class ImageInfo:
 
 
 def is_image_file(name):
-    """Whether a file name has one of the supported image extensions."""
+    """Whether a file name is an image's: one of `IMAGE_EXTENSIONS` (any case), not hidden.
+
+    Hidden names (a leading ".") are skipped: macOS writes `._photo.jpg` resource forks
+    beside every file copied to a foreign disk, and they are not images.
+    """
     return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
+
+
+def list_images(folder, recursive=False):
+    """The image files in `folder`, sorted: the one listing data, translate and eval use.
+
+    A file counts when `is_image_file` says so (`IMAGE_EXTENSIONS` in any case, e.g.
+    `photo.JPG`; no hidden files). Folders whose names end like images do not count.
+
+    Args:
+        folder: the folder (str or os.PathLike).
+        recursive: also search sub-folders (hidden ones skipped). Each folder's files
+            come before its sub-folders' files, all sorted by name.
+
+    Returns:
+        A non-empty list of paths (str), `folder` joined with the path below it.
+
+    Raises:
+        UserError: `folder` is not a folder, or holds no image file.
+    """
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise UserError(f"The image folder {folder} is a file, not a folder."
+                        if os.path.exists(folder) else
+                        f"The image folder {folder} does not exist.")
+    found = []
+    pending = [folder]
+    while pending:
+        current = pending.pop()
+        try:
+            with os.scandir(current) as entries:
+                entries = sorted(entries, key=lambda e: e.name)
+        except OSError as e:
+            raise UserError(f"Cannot list the image folder {current}: {e.strerror}.") from None
+        found += [e.path for e in entries if e.is_file() and is_image_file(e.name)]
+        if recursive:
+            # Reversed onto a stack: the sub-folders are then visited in sorted order.
+            # Symbolic links to folders are not followed, as os.walk does not: no cycles.
+            pending += [e.path for e in reversed(entries)
+                        if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")]
+    if not found:
+        raise UserError(f"No images in {folder}: it holds no {', '.join(IMAGE_EXTENSIONS)} "
+                        f"files{' (sub-folders searched too)' if recursive else ''}.")
+    return found
 
 
 def inspect_image(path):
@@ -54,7 +107,7 @@ def inspect_image(path):
     """
     try:
         with open(path, "rb") as f:
-            head = f.read(6)
+            head = f.read(12)
             f.seek(0)
             with Image.open(f) as im:
                 fmt, mode, (width, height) = im.format, im.mode, im.size
@@ -89,6 +142,8 @@ def _ends_complete(fmt, head, tail, size):
         return b"IEND" in tail
     if fmt == "GIF":
         return tail.rstrip(b"\x00").endswith(b";")
+    if fmt == "WEBP":  # RIFF: the size of what follows the first 8 bytes.
+        return size >= 8 + int.from_bytes(head[4:8], "little")
     return size >= int.from_bytes(head[2:6], "little")  # BMP: file size in its header.
 
 
@@ -100,12 +155,19 @@ def _tf_decode_problem(path):
     return None
 
 
+def _is_webp(contents):
+    """Whether encoded bytes are a WebP file ("RIFF", 4 size bytes, "WEBP")."""
+    # Padded, so that substr within the first 12 bytes is valid for any length.
+    head = tf.strings.join([tf.strings.substr(contents, 0, 12), "\0" * 12])
+    return tf.logical_and(tf.equal(tf.strings.substr(head, 0, 4), "RIFF"),
+                          tf.equal(tf.strings.substr(head, 8, 4), "WEBP"))
+
+
 def decode_image(contents, dtype=tf.float32):
-    """Decodes JPEG, PNG (8 or 16 bit), BMP or GIF bytes to RGB, JPEGs exactly as PIL does.
+    """Decodes JPEG, PNG (8 or 16 bit), BMP, GIF or WebP bytes to RGB, JPEGs as PIL does.
 
     Grayscale becomes three equal channels; an alpha channel is dropped (as PIL's
-    `convert("RGB")` does); a GIF gives its first frame. With tf.uint8, WebP is
-    read too (TF decodes it only to uint8).
+    `convert("RGB")` does); a GIF gives its first frame.
 
     Args:
         contents: a scalar string tensor, the encoded file.
@@ -123,8 +185,14 @@ def decode_image(contents, dtype=tf.float32):
         # for uint8, uint16 and float32).
         return tf.image.convert_image_dtype(image, dtype)
 
+    def webp():
+        # TF decodes WebP only to uint8 (8 bits per channel is all WebP holds anyway).
+        image = tf.io.decode_image(contents, channels=3, dtype=tf.uint8, expand_animations=False)
+        return tf.image.convert_image_dtype(image, dtype)
+
     def other():
-        return tf.io.decode_image(contents, channels=3, dtype=dtype, expand_animations=False)
+        return tf.cond(_is_webp(contents), webp, lambda: tf.io.decode_image(
+            contents, channels=3, dtype=dtype, expand_animations=False))
 
     image = tf.cond(tf.io.is_jpeg(contents), jpeg, other)
     image.set_shape([None, None, 3])

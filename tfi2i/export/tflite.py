@@ -25,8 +25,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfi2i.errors import UserError
-from tfi2i.export.translator import (TFLiteNet, keras_net, list_images, read_config,
-                                     read_image, round_up)
+from tfi2i.data.decode import list_images
+from tfi2i.export.translator import TFLiteNet, config_beside, keras_net, read_image, round_up
+from tfi2i.files import atomic_path
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 # File names say the precision; "none" means float32.
@@ -88,12 +89,13 @@ def load_sample_images(folder, size, channels=3, count=None):
     """
     from PIL import Image
 
-    root, names = list_images(folder)
-    if not names:
-        raise UserError(f"No images found in {folder} (--sample_images).")
+    try:
+        paths = list_images(folder, recursive=True)
+    except UserError as e:
+        raise UserError(f"{e} (--sample_images)") from None
     images = []
-    for name in names[:count]:
-        image = Image.fromarray(np.squeeze(read_image(os.path.join(root, name), channels)))
+    for path in paths[:count]:
+        image = Image.fromarray(np.squeeze(read_image(path, channels)))
         scale = size / min(image.size)
         width = max(size, round(image.width * scale))
         height = max(size, round(image.height * scale))
@@ -178,7 +180,7 @@ def export_tflite(generators, size_divisor, config, output_dir, quantize=("float
     size = round_up(int(config.get("crop_size", 256)), size_divisor)
     folder = os.path.join(os.fspath(output_dir), "tflite")
     os.makedirs(folder, exist_ok=True)
-    info = read_config(folder).get("export", {})
+    info = config_beside(folder).get("export", {})
     info.update({"format": "tflite", "size_divisor": int(size_divisor),
                  "tensorflow": tf.__version__})
     files = info.setdefault("files", {})
@@ -195,20 +197,24 @@ def export_tflite(generators, size_divisor, config, output_dir, quantize=("float
             filename = f"{name}_{FILE_TAGS[q]}.tflite"
             path = os.path.join(folder, filename)
             data = convert(generator, q, calibration if real else None)
-            with open(path, "wb") as f:
-                f.write(data)
             entry = {"direction": name, "quantize": q, "bytes": len(data),
                      "input": f"float32 [N, H, W, {channels}] in [-1, 1], H and W multiples "
                               f"of {size_divisor}"}
-            if verify:
-                entry.update(compare(path, generator, check))
-                entry["verified_on"] = (f"{len(check)} {check.shape[1]}x{check.shape[2]} "
-                                        f"{'real' if real else 'synthetic'} images")
-                for metric, limit in TOLERANCES[q].items():
-                    if not entry[metric] <= limit:
-                        raise VerificationError(
-                            f"{path} differs from the Keras generator: {metric} "
-                            f"{entry[metric]:.3g} > {limit} ({q}).")
+            # Checked under a temporary name and renamed only when it passed: a file that
+            # fails never replaces the one (verified) that config.json describes.
+            with atomic_path(path) as unverified:
+                with open(unverified, "wb") as f:
+                    f.write(data)
+                if verify:
+                    entry.update(compare(unverified, generator, check))
+                    entry["verified_on"] = (f"{len(check)} {check.shape[1]}x{check.shape[2]} "
+                                            f"{'real' if real else 'synthetic'} images")
+                    for metric, limit in TOLERANCES[q].items():
+                        if not entry[metric] <= limit:
+                            raise VerificationError(
+                                f"{filename} differs from the Keras generator: {metric} "
+                                f"{entry[metric]:.3g} > {limit} ({q}); {path} was not "
+                                "written.")
             files[filename] = entry
     with open(os.path.join(folder, "config.json"), "w", encoding="utf-8") as f:
         json.dump({**config, "export": info}, f, indent=2, sort_keys=True)

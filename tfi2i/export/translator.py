@@ -12,16 +12,15 @@ shows where tiles meet.
 (SavedModel) or a `.tflite` file.
 """
 
-import json
 import math
 import os
 
 import numpy as np
 import tensorflow as tf
 
+from tfi2i.config import read_config
+from tfi2i.data.decode import IMAGE_EXTENSIONS, list_images
 from tfi2i.errors import UserError
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 # -- padding ----------------------------------------------------------------
@@ -278,23 +277,21 @@ class TFLiteNet:
 
 # -- files --------------------------------------------------------------------
 
-def list_images(path):
-    """Image files under `path` (a file or a folder, searched recursively), sorted.
+def input_images(path):
+    """The images to translate: `path` itself (a file) or `tfi2i.data.list_images` of a folder.
 
-    Returns (root, relative paths): outputs keep the relative paths under root.
+    The folder is searched recursively, with the same rules as the data pipeline (the
+    extensions of `IMAGE_EXTENSIONS` in any case, no hidden files or folders).
+
+    Returns:
+        (root, relative paths): outputs keep the relative paths under root.
     """
     path = os.fspath(path)
     if os.path.isfile(path):
         return os.path.dirname(path), [os.path.basename(path)]
     if not os.path.isdir(path):
         raise UserError(f"Input {path} does not exist; pass an image file or a folder of images.")
-    found = []
-    for folder, dirs, files in os.walk(path):
-        dirs.sort()
-        for name in sorted(files):
-            if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."):
-                found.append(os.path.relpath(os.path.join(folder, name), path))
-    return path, found
+    return path, [os.path.relpath(p, path) for p in list_images(path, recursive=True)]
 
 
 def read_image(path, channels=3):
@@ -328,7 +325,7 @@ def translate_files(translator, input_path, output_dir, direction=None, progress
     """
     import keras
 
-    root, names = list_images(input_path)
+    root, names = input_images(input_path)
     # An output folder inside the input folder: don't translate earlier outputs.
     output_real = os.path.realpath(output_dir)
     names = [n for n in names if not os.path.realpath(os.path.join(root, n)).startswith(
@@ -410,17 +407,15 @@ def _load_run(run_dir, checkpoint, translator_args):
     return Translator(nets, model.size_divisor, config, **translator_args)
 
 
-def read_config(path):
-    """The config.json in directory `path` ({} if there is none)."""
-    config_path = os.path.join(path, "config.json")
-    if not os.path.isfile(config_path):
+def config_beside(folder):
+    """The config.json in `folder` (by `tfi2i.config.read_config`), or {} if there is none."""
+    if not os.path.isfile(os.path.join(folder, "config.json")):
         return {}
-    with open(config_path, encoding="utf-8") as f:
-        return json.load(f)
+    return read_config(folder)
 
 
 def _load_savedmodel(savedmodel_dir, translator_args):
-    config = read_config(savedmodel_dir)
+    config = config_beside(savedmodel_dir)
     info = config.get("export")
     if not info:
         raise UserError(f"{savedmodel_dir} has no tfi2i config.json with an 'export' section; "
@@ -434,7 +429,7 @@ def _load_savedmodel(savedmodel_dir, translator_args):
 
 
 def _load_tflite(path, translator_args):
-    config = read_config(os.path.dirname(path))
+    config = config_beside(os.path.dirname(path))
     info = config.get("export", {})
     model = info.get("files", {}).get(os.path.basename(path))
     if not model:

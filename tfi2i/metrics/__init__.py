@@ -9,7 +9,8 @@
     Segmenter, load_segmenter, ...           FCN-score protocol (segmentation.py)
     mean_pairwise_distance                   diversity: mean pairwise distance of K samples
     diversity_of_translator                  the same for a stochastic translator
-    EvaluationCallback                       metrics every N epochs, TensorBoard, best weights
+    Evaluator                                a translate fn + validation data -> {metric: value}
+    EvaluationCallback                       runs an Evaluator every N epochs: logs, best weights
 
 Command line: `tfi2i-eval` (tfi2i/cli/eval.py); weights: `python -m tfi2i.metrics.weights --fetch`.
 """
@@ -20,6 +21,7 @@ import importlib
 # runs without loading TensorFlow, and runpy does not see the module imported twice.
 _EXPORTS = {
     "EvaluationCallback": "callback",
+    "Evaluator": "evaluator",
     "diversity_of_translator": "diversity",
     "mean_pairwise_distance": "diversity",
     "FeatureExtractor": "fid",

@@ -21,11 +21,10 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tfi2i.data.decode import decode_image
+from tfi2i.data.decode import decode_image, list_images
 from tfi2i.errors import UserError
-from tfi2i.files import atomic_path
+from tfi2i.files import atomic_path, default_cache_dir
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 # Bumped when anything changes the features of a given file (decoding, resize, network).
 FEATURE_CACHE_VERSION = 1
 
@@ -112,20 +111,6 @@ def kid_from_features(features1, features2, num_subsets=100, subset_size=1000, s
         ys = y[rng.choice(y.shape[0], m, replace=False)]
         values.append(polynomial_mmd2_unbiased(xs, ys))
     return float(np.mean(values)), float(np.std(values))
-
-
-def list_images(folder):
-    """Sorted image files directly inside `folder` (not recursive).
-
-    Raises:
-        UserError: the folder does not exist or holds no images.
-    """
-    if not os.path.isdir(folder):
-        raise UserError(f"image folder {folder} does not exist")
-    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
-    if not names:
-        raise UserError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {folder}")
-    return [os.path.join(folder, n) for n in names]
 
 
 def crop_half(image, half):
@@ -249,13 +234,11 @@ class FeatureExtractor:
             cache: reuse/write `<cache>/fid_features/<key>.npy`; the key changes whenever a
                 file is added, removed or modified (size or mtime), or the weights change.
         """
-        from tfi2i.metrics import weights as weights_lib
-
         paths = list_images(folder)
         cache_path = None
         if cache:
             key = self.folder_cache_key(folder, half)
-            cache_path = os.path.join(weights_lib.cache_dir(), "fid_features", key + ".npy")
+            cache_path = str(default_cache_dir() / "fid_features" / (key + ".npy"))
             if os.path.isfile(cache_path):
                 return np.load(cache_path)
         try:

@@ -78,6 +78,36 @@ PALETTES = {"facades": (FACADES_CLASSES, FACADES_PALETTE, None),
 FACADES_SEGMENTER_SIZE = 128
 
 
+class LabelMaps:
+    """Colour label maps -> class ids, with a named palette or an array of class colours.
+
+    The one palette lookup of the FCN-score: the evaluator and `tfi2i-eval` both decode with it.
+
+    Args:
+        palette: a name in `PALETTES` ("facades", "cityscapes"), or class colours `[C, 3]`
+            (no class names, no void colours).
+
+    Attributes:
+        classes: class names, or None for an array palette.
+        palette: the class colours `[C, 3]`.
+        void_colours: colours decoded as `IGNORE_LABEL`, or None.
+        num_classes: C.
+    """
+
+    def __init__(self, palette="facades"):
+        if isinstance(palette, str):
+            if palette not in PALETTES:
+                raise UserError(f"palette {palette!r}: choose from {sorted(PALETTES)}")
+            self.classes, self.palette, self.void_colours = PALETTES[palette]
+        else:
+            self.classes, self.palette, self.void_colours = None, np.asarray(palette), None
+        self.num_classes = len(self.palette)
+
+    def __call__(self, colours):
+        """Class ids (int32 numpy `[..., H, W]`) of colour maps `[..., H, W, 3]` in [0, 255]."""
+        return decode_label_map(colours, self.palette, self.void_colours).numpy()
+
+
 def decode_label_map(colours, palette=FACADES_PALETTE, void_colours=None, confident=25.0,
                      window=3, passes=3):
     """Class ids `[..., H, W]` (int32) of colour label maps `[..., H, W, 3]`.
@@ -279,9 +309,9 @@ class SegmentationScore:
 
 def default_facades_segmenter_path():
     """`<cache>/segmenters/facades_128.keras`."""
-    from tfi2i.metrics.weights import cache_dir
+    from tfi2i.files import default_cache_dir
 
-    return os.path.join(cache_dir(), "segmenters", f"facades_{FACADES_SEGMENTER_SIZE}.keras")
+    return str(default_cache_dir() / "segmenters" / f"facades_{FACADES_SEGMENTER_SIZE}.keras")
 
 
 TRAIN_COMMAND = "python -m tfi2i.metrics.segmentation --data_dir ../shared/data/facades"
@@ -304,7 +334,8 @@ def load_ab_split(folder, size=None):
         (photos uint8 [N, H, W, 3], label ids int32 [N, H, W], file names); with `size`,
         photos are resized (area) and labels decoded then resized by nearest neighbour.
     """
-    from tfi2i.metrics.fid import decode_image_file, list_images
+    from tfi2i.data.decode import list_images
+    from tfi2i.metrics.fid import decode_image_file
 
     photos, labels, names = [], [], []
     for path in list_images(folder):

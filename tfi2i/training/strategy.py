@@ -1,6 +1,5 @@
 """Choosing a tf.distribute strategy from `--strategy`."""
 
-import json
 import os
 
 import tensorflow as tf
@@ -44,15 +43,13 @@ def get_strategy(name="auto"):
 
 
 def worker_info(strategy):
-    """(is_chief, task_id) of this process; (True, 0) outside multi-worker training."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return True, 0
-    task_type, task_id = resolver.task_type, resolver.task_id
-    if task_type is None:
-        return True, 0
-    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
-    # With no explicit chief, worker 0 acts as chief.
-    is_chief = task_type == "chief" or (task_type == "worker" and task_id == 0
-                                        and "chief" not in cluster)
-    return is_chief, task_id
+    """(is_chief, task_id) of this process, as the strategy sees it; (True, 0) on one machine.
+
+    The chief is the worker that checkpoints (`extended.should_checkpoint`): the "chief" task
+    if TF_CONFIG names one, else worker 0. The strategy worked that out from its cluster
+    resolver when it was created, so it is asked rather than TF_CONFIG read again.
+    """
+    is_chief = bool(strategy.extended.should_checkpoint)
+    resolver = strategy.cluster_resolver
+    task_id = getattr(resolver, "task_id", None) if resolver is not None else None
+    return is_chief, int(task_id or 0)
