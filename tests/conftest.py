@@ -49,6 +49,52 @@ def write_ab_dataset(root, splits=(("train", 8), ("test", 4)), size=32, seed=0):
     return str(root)
 
 
+@pytest.fixture(scope="session")
+def mirrored_strategy():
+    """The one MirroredStrategy over the two logical CPUs, for the whole test session.
+
+    A second MirroredStrategy over the same devices in one process reuses the
+    first one's collective instance keys, and their all-reduces then clash
+    ("Shape mismatch in the collective instance"), also across test modules.
+    """
+    cpus = tf.config.list_logical_devices("CPU")
+    if len(cpus) < 2:
+        pytest.skip("needs 2 logical CPU devices (set up in conftest before TF starts)")
+    return tf.distribute.MirroredStrategy([d.name for d in cpus[:2]])
+
+
 @pytest.fixture
 def ab_dataset(tmp_path):
     return write_ab_dataset(tmp_path / "data")
+
+
+def tiny_run_config(data_dir, run_dir, **overrides):
+    """A resolved pix2pix run config small enough for CPU tests (32 px, ngf 8,
+    deterministic ops), as tests/test_training.py's runs use."""
+    from tfi2i.config import resolve_config
+
+    options = dict(netG="unet_32", ngf=8, ndf=8, data_dir=str(data_dir), run_dir=str(run_dir),
+                   load_size=36, crop_size=32, batch_size=2, n_epochs=1, n_epochs_decay=1,
+                   save_every_steps=2, log_every_steps=1, sample_every_steps=2,
+                   deterministic=True)
+    options.update(overrides)
+    return resolve_config("pix2pix", None, options)
+
+
+def write_unpaired_dataset(root, counts=(("trainA", 5), ("trainB", 3), ("testA", 2),
+                                         ("testB", 3)), sizes=((32, 32),), seed=0):
+    """A tiny CycleGAN-layout dataset: smooth colour images in <split>A/ and <split>B/.
+
+    Args:
+        root: the dataset folder to write.
+        counts: (folder, number of images) pairs.
+        sizes: (height, width) of the images, used in turn (several give mixed sizes).
+        seed: the images' random seed.
+    """
+    rng = np.random.default_rng(seed)
+    for folder, count in counts:
+        os.makedirs(os.path.join(root, folder), exist_ok=True)
+        for i in range(count):
+            image = smooth_image(rng, sizes[i % len(sizes)])
+            Image.fromarray(image).save(os.path.join(root, folder, f"{folder}_{i:03d}.png"))
+    return str(root)

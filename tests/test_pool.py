@@ -204,13 +204,6 @@ def test_works_in_xla_compiled_function_like_eager():
 
 # -- MirroredStrategy over the two logical CPUs of conftest -------------------
 
-@pytest.fixture(scope="module")
-def strategy():
-    # One strategy per module: two over the same devices clash on collective keys.
-    devices = tf.config.list_logical_devices("CPU")
-    if len(devices) < 2:
-        pytest.skip("needs 2 logical CPU devices (TF initialised before conftest)")
-    return tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
 
 
 def replica_images(strategy, step):
@@ -225,7 +218,8 @@ def per_replica(strategy, values):
     return [labels(v) for v in strategy.experimental_local_results(values)]
 
 
-def test_mirrored_strategy_keeps_one_pool_per_replica(strategy, tmp_path):
+def test_mirrored_strategy_keeps_one_pool_per_replica(mirrored_strategy, tmp_path):
+    strategy = mirrored_strategy
     with strategy.scope():
         model = Holder(pool_size=4, seed=3)
         model.build_for_size(*SHAPE[:2])
@@ -279,7 +273,8 @@ def test_mirrored_strategy_keeps_one_pool_per_replica(strategy, tmp_path):
     assert labels(single.pool.state()["images"][0]) == labels(state["images"][0])
 
 
-def test_pool_built_outside_the_strategy_scope_is_refused(strategy):
+def test_pool_built_outside_the_strategy_scope_is_refused(mirrored_strategy):
+    strategy = mirrored_strategy
     pool = ImagePool(2, SHAPE)
     with pytest.raises(ValueError, match="outside the current tf.distribute strategy"):
         strategy.run(tf.function(pool.query), (images([1.0]),))

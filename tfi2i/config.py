@@ -44,7 +44,11 @@ PLATFORM_OPTIONS = (
            "(default $TFI2I_CACHE or ~/.cache/tfi2i).", **_Resumable),
     Option("run_dir", str, None, "Where checkpoints, logs, samples and config.json go "
            "(default runs/<method>_<dataset>)."),
+    Option("tfds_data_dir", str, None, "Where TensorFlow Datasets keeps tfds: datasets "
+           "(default: TFDS's own, ~/tensorflow_datasets).", **_Resumable),
     # Data.
+    Option("unpaired", bool, False, "Read a paired dataset (AB images, or A/ and B/ folders) as "
+           "two unpaired domains, for unpaired methods."),
     DIRECTION,
     Option("preprocess", str, "resize_and_crop", "Training-time jitter, as in the reference.",
            choices=PREPROCESS_MODES),

@@ -54,6 +54,17 @@ def check(args, explicit):
 
 
 def main(args, explicit):
+    from tfi2i.export import VerificationError
+
+    try:
+        export(args)
+    except VerificationError as e:
+        # Nothing was published; the message says what differs and where it is kept.
+        raise UserError(f"{e} (--tolerance sets the limit of the float signature.)") from None
+
+
+def export(args):
+    """Writes and verifies the exports `args` ask for, printing what was written."""
     quiet_absl_logging()
     from tfi2i.export import export_generators
     from tfi2i.export.serving import signature_kind
@@ -129,20 +140,24 @@ def sample_images(items, generators, divisor, config, count):
 def training_inputs(config, direction, size, divisor, count):
     """Up to `count` training inputs of generator `direction`, or None when unreadable.
 
-    Only for paired data, where the generator's name is the data direction.
+    Generators are named by the data direction they translate (AtoB, BtoA).
     """
     import numpy as np
 
-    if direction not in ("AtoB", "BtoA") or config.get("input_nc", 3) != 3:
+    if direction not in ("AtoB", "BtoA"):
         return None
-    from tfi2i.data import paired_dataset, resolve_dataset
+    from tfi2i.data import make_dataset, resolve_dataset
+    from tfi2i.methods import get_method
 
     try:
         root = resolve_dataset(config.get("dataset"), config.get("data_dir"),
-                               config.get("cache_dir"))
-        dataset = paired_dataset(root, "train", direction=direction, load_size=size,
-                                 crop_size=size, batch_size=1, training=False,
-                                 size_divisor=divisor)
+                               config.get("cache_dir"), tfds_data_dir=config.get("tfds_data_dir"))
+        forward = direction == config.get("direction", "AtoB")
+        nc = config.get("input_nc", 3) if forward else config.get("output_nc", 3)
+        dataset = make_dataset(root, "train", paired=get_method(config["method"]).paired,
+                               unpaired=config.get("unpaired", False), direction=direction,
+                               load_size=size, crop_size=size, batch_size=1, training=False,
+                               size_divisor=divisor, input_nc=nc, output_nc=nc)
         return np.concatenate([inputs.numpy() for inputs, _ in dataset.take(count)])
     except UserError as e:
         print(f"Training data not readable ({e}); TFLite is verified on synthetic images.")

@@ -1,23 +1,30 @@
 """Downloading and unpacking the named dataset archives into a local cache.
 
 Layout of the cache (default `$TFI2I_CACHE`, else `~/.cache/tfi2i`):
-    <cache>/<name>/train/...   an extracted dataset, ready to use
-    <cache>/downloads/         archives while they download (deleted once extracted)
+    <cache>/<name>/train/...             an extracted pix2pix dataset, ready to use
+    <cache>/cyclegan/<name>/trainA/...   an extracted CycleGAN dataset (trainA/, trainB/, ...)
+    <cache>/downloads/                   archives while they download (deleted once extracted)
 
 Every step that can be interrupted writes to a temporary name and renames when
-done, so a folder `<cache>/<name>/train` only exists complete, and a later call
-reuses it without touching the network. Someone without internet access can
-produce the same folder by hand (the error message says how).
+done, so a dataset folder only exists complete, and a later call reuses it
+without touching the network. Someone without internet access can produce the
+same folder by hand (the error message says how).
+
+Archives (tar.gz and zip) are extracted member by member, refusing absolute
+paths, `..` components, links that leave the extraction folder (tar; zip
+archives may hold no links at all) and special files.
 """
 
 import hashlib
 import http.client
 import os
 import shutil
+import stat
 import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
@@ -26,16 +33,11 @@ from absl import logging
 from tfi2i.data.decode import is_image_file
 from tfi2i.data.registry import DATASETS
 from tfi2i.errors import UserError
-from tfi2i.files import atomic_path
+# The cache folder is shared with the FID weights and features: one definition, in files.
+from tfi2i.files import CACHE_ENV, atomic_path, default_cache_dir  # noqa: F401 (re-exported)
 
-CACHE_ENV = "TFI2I_CACHE"
 MIRROR_ENV = "TFI2I_DATASET_MIRROR"
 _CHUNK = 1 << 20
-
-
-def default_cache_dir():
-    """The cache folder: `$TFI2I_CACHE` if set, else `~/.cache/tfi2i`."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "tfi2i").expanduser()
 
 
 def fetch_dataset(name, cache_dir=None, mirror=None, timeout=60):
@@ -49,21 +51,22 @@ def fetch_dataset(name, cache_dir=None, mirror=None, timeout=60):
         timeout: seconds to wait for the server at a time.
 
     Returns:
-        The path of `<cache>/<name>`, which holds the split folders.
+        The path of `<cache>/<spec.name>` (e.g. `<cache>/cyclegan/horse2zebra`
+        for `horse2zebra`), which holds the split folders.
 
     Raises:
         UserError: the download or its verification failed, or the archive is
-            unsafe or not shaped like a pix2pix dataset; the message says how to
-            set the dataset up by hand.
+            unsafe or not shaped like the dataset; the message says how to set
+            the dataset up by hand.
     """
     spec = DATASETS[name]
     cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-    target = cache / name
-    if (target / "train").is_dir():
+    target = cache / spec.name
+    if all((target / f).is_dir() for f in spec.train_folders):
         return target
     if target.exists():
-        raise UserError(f"{target} exists but holds no train/ folder (an unfinished manual "
-                        "set-up?): remove it, or finish extracting the archive there.")
+        raise UserError(f"{target} exists but holds no {_folders(spec)} folder (an unfinished "
+                        "manual set-up?): remove it, or finish extracting the archive there.")
     url = spec.url(mirror or os.environ.get(MIRROR_ENV))
     cache.mkdir(parents=True, exist_ok=True)
     archive = _download(spec, url, cache, timeout)
@@ -76,12 +79,21 @@ def fetch_dataset(name, cache_dir=None, mirror=None, timeout=60):
 
 def manual_instructions(spec, url, cache):
     """How to set a dataset up without this module's download."""
+    into = (cache / spec.name).parent  # The archive holds <folder>/: cyclegan/ sets go one down.
+    extract = (f"unzip -q {spec.archive_name} -d {into}" if spec.archive_format == "zip"
+               else f"tar -xzf {spec.archive_name} -C {into}")
+    splits = "trainA/, trainB/, testA/ and testB/" if spec.unpaired else "train/ and test/"
     return (f"To set it up by hand, download {url} on a machine with internet access and "
-            f"extract it into {cache}, so that {cache / spec.name / 'train'} exists:\n"
+            f"extract it into {into}, so that {cache / spec.name / spec.train_folders[0]} "
+            f"exists:\n"
             f"    curl -LO {url}\n"
-            f"    tar -xzf {spec.archive_name} -C {cache}\n"
-            f"or use --data_dir=FOLDER with a folder that holds train/ and test/ subfolders. "
+            f"    {extract}\n"
+            f"or use --data_dir=FOLDER with a folder that holds {splits} subfolders. "
             f"To download from a mirror, set ${MIRROR_ENV} to its base URL.")
+
+
+def _folders(spec):
+    return " and ".join(f"{f}/" for f in spec.train_folders)
 
 
 def _download(spec, url, cache, timeout):
@@ -127,42 +139,54 @@ def _download(spec, url, cache, timeout):
 
 def _unpack(spec, archive, cache):
     """Extracts `archive` safely and moves its dataset folder to <cache>/<name>."""
-    staging = Path(tempfile.mkdtemp(dir=cache, prefix=f".{spec.name}.extract-"))
+    staging = Path(tempfile.mkdtemp(dir=cache, prefix=f".{spec.folder}.extract-"))
+    destination = cache / spec.name
     try:
         try:
             safe_extract(archive, staging)
-        except (tarfile.TarError, EOFError, zlib.error) as e:
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as e:
             raise UserError(f"The archive of dataset {spec.name!r} ({archive}) is corrupt: "
                             f"{e}. Delete it and try again.") from e
-        folder = staging / spec.name
-        train = folder / "train"
-        if not train.is_dir() or not any(is_image_file(n) for n in os.listdir(train)):
-            found = sorted(p.name for p in staging.iterdir())
-            raise UserError(f"The archive of dataset {spec.name!r} does not hold the expected "
-                            f"{spec.name}/train/ folder of images (its top level: {found}). "
-                            "Is the mirror serving the right file?")
+        folder = staging / spec.folder
+        for name in spec.train_folders:
+            train = folder / name
+            if not train.is_dir() or not any(is_image_file(n) for n in os.listdir(train)):
+                found = sorted(p.name for p in staging.iterdir())
+                raise UserError(f"The archive of dataset {spec.name!r} does not hold the "
+                                f"expected {spec.folder}/{name}/ folder of images (its top "
+                                f"level: {found}). Is the mirror serving the right file?")
+        destination.parent.mkdir(parents=True, exist_ok=True)
         try:
-            os.rename(folder, cache / spec.name)
+            os.rename(folder, destination)
         except OSError:
             # Another process finished the same dataset first: keep theirs.
-            if not (cache / spec.name / "train").is_dir():
-                raise UserError(f"Could not move the extracted dataset to {cache / spec.name}; "
+            if not all((destination / f).is_dir() for f in spec.train_folders):
+                raise UserError(f"Could not move the extracted dataset to {destination}; "
                                 "is the cache folder writable?") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
 def safe_extract(archive, target):
-    """Extracts a tar archive into `target`, refusing members that could escape it.
+    """Extracts a tar or zip archive into `target`, refusing members that could escape it.
 
-    Refused: absolute paths, `..` components, links pointing outside `target`,
-    and anything but files, folders and links (devices, FIFOs). On top of these
-    checks, tarfile's "data" filter strips permissions and ownership.
+    Refused: absolute paths, `..` components, links pointing outside `target`
+    (tar; a zip archive may hold no links at all, since zipfile would write
+    them as files), and anything but files, folders and links (devices,
+    FIFOs). On top of these checks, tarfile's "data" filter strips permissions
+    and ownership; zipfile sets none.
+
+    Args:
+        archive: a `.zip` file, or a tar archive (any compression).
+        target: the folder to extract into.
 
     Raises:
         UserError: naming the first unsafe member; nothing after it is extracted.
     """
     target = Path(target).resolve()
+    if str(archive).endswith(".zip"):
+        _safe_extract_zip(archive, target)
+        return
     # The "data" filter exists from Python 3.10.12 / 3.11.4; the checks here do not need it.
     data_filter = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
     with tarfile.open(archive, "r:*") as tar:
@@ -178,14 +202,48 @@ def safe_extract(archive, target):
                 raise UserError(f"Refusing to extract {archive}: {e}.") from e
 
 
-def _unsafe(member, target):
-    """Why extracting `member` into `target` would be unsafe, or None."""
-    name = member.name.replace("\\", "/")
+def _safe_extract_zip(archive, target):
+    with zipfile.ZipFile(archive) as zf:
+        for member in zf.infolist():
+            problem = _unsafe_zip(member)
+            if problem:
+                raise UserError(f"Refusing to extract {archive}: its member {member.filename!r} "
+                                f"{problem}. The archive is not a dataset this library made "
+                                "or downloads; check where it came from.")
+            zf.extract(member, target)
+
+
+def _unsafe_zip(member):
+    """Why extracting the zip member would be unsafe, or None."""
+    problem = _unsafe_name(member.filename)
+    if problem:
+        return problem
+    # The Unix file type, where the tool that wrote the archive set one (0 otherwise).
+    kind = stat.S_IFMT(member.external_attr >> 16)
+    if kind == stat.S_IFLNK:
+        return "is a symbolic link"
+    if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+        return "is a device, FIFO or other special file"
+    return None
+
+
+def _unsafe_name(name):
+    """Why a member's path could leave the extraction folder, or None."""
+    name = name.replace("\\", "/")
     parts = PurePosixPath(name).parts
     if name.startswith("/") or (parts and parts[0].endswith(":")):
         return "has an absolute path"
     if ".." in parts:
         return "has a '..' path component"
+    return None
+
+
+def _unsafe(member, target):
+    """Why extracting the tar `member` into `target` would be unsafe, or None."""
+    problem = _unsafe_name(member.name)
+    if problem:
+        return problem
+    name = member.name.replace("\\", "/")
     if member.issym() or member.islnk():
         base = target / PurePosixPath(name).parent if member.issym() else target
         resolved = (base / member.linkname).resolve()

@@ -1,23 +1,37 @@
-"""The paired input pipeline: image pairs -> batches of (input, target) in [-1, 1].
+"""The input pipelines: image pairs, or two unpaired domains -> batches in [-1, 1].
 
-The training stream is indexed by global step, so that a run resumed from a
+Training streams are indexed by global step, so that a run resumed from a
 checkpoint mid-epoch sees exactly the batches an uninterrupted run would have:
 
-    slot s = step * batch_size + k  (k-th example of the step's batch)
-    epoch  = s // (steps_per_epoch * batch_size)
-    index  = shuffle_epoch((s mod (steps_per_epoch * batch_size)) mod n)
+    slot s   = step * batch_size + k   (k-th example of the step's batch)
+    epoch    = s // (steps_per_epoch * batch_size)
+    position = (s mod (steps_per_epoch * batch_size)) mod n
 
-`shuffle_epoch` is a pseudorandom permutation of the n examples keyed by
-(seed, epoch) that is computed per element (`index_shuffle`), never
-materialised; the last batch of an epoch wraps round to the start of the
-epoch's order, so every batch is full (fixed shapes for XLA and
-tf.distribute). Random crop and flip are stateless ops keyed by (seed, s). The
-dataset is `Dataset.range` over the slots from `start_step`: skipping steps
-decodes nothing, and the cardinality is known.
+where n is the number of examples in an epoch. Each list of images the stream
+draws from (the pairs of a paired split, or one domain of an unpaired split)
+has its own key and maps the position to an image with a pseudorandom
+permutation (`index_shuffle`, computed per element, never materialised):
+
+    paired:    n = the number of pairs; index = shuffle(position) keyed by
+               (seed, epoch).
+    unpaired:  n = max(|A|, |B|), as the reference's `unaligned_dataset.py`.
+               Domain d of size n_d has its own key k_d (derived from the
+               seed) and index_d = shuffle(position mod n_d) keyed by
+               (k_d, epoch * ceil(n / n_d) + position // n_d): the larger
+               domain is a permutation per epoch, as paired data; the smaller
+               wraps round, with a fresh permutation on each pass. The
+               reference draws B uniformly at random instead; permutations
+               use every image of the smaller domain equally often.
+
+The last batch of an epoch wraps round to the start of the epoch's order, so
+every batch is full (fixed shapes for XLA and tf.distribute). Random crop and
+flip are stateless ops keyed by (key, s): the same for both images of a pair,
+independent for the two domains of unpaired data. The dataset is
+`Dataset.range` over the slots from `start_step`: skipping steps decodes
+nothing, and the cardinality is known.
 
 Preprocessing follows the pix2pix/CycleGAN reference (`get_transform`), with
-one bicubic, antialiased resize (as PIL's) and the same crop and flip for both
-images of a pair:
+one bicubic, antialiased resize (as PIL's):
     resize_and_crop       resize to load_size x load_size, random crop crop_size
     crop                  random crop crop_size from the image as it is
     scale_width           resize to width load_size, height
@@ -26,40 +40,83 @@ images of a pair:
     none                  round height and width to multiples of size_divisor
 then a random horizontal flip. Sizes that are not crops are rounded to
 multiples of size_divisor (the reference's `__make_power_2`) in the same resize.
+An input or output with 1 channel (`input_nc`/`output_nc`) is converted to
+grayscale when loaded, with the ITU-R 601 luma weights of PIL's `convert("L")`.
 
 Test and validation (`training=False`) resize as training does, with crop_size
 in place of load_size, and never crop or flip: resize_and_crop gives crop_size
 x crop_size; scale_width(_and_crop) scales to width crop_size, keeping the
 aspect ratio; crop and none keep the image's own scale. They go through the
-examples once, in file order, keeping a last partial batch.
+n examples once, in file order (a smaller domain wrapping round), keeping a
+last partial batch.
 """
 
+import hashlib
 import math
 
 import numpy as np
 import tensorflow as tf
 
 from tfi2i.data.decode import decode_image
-from tfi2i.data.sources import scan_paired
+from tfi2i.data.sources import scan_paired, scan_unpaired
 from tfi2i.errors import UserError
 
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 DIRECTIONS = ("AtoB", "BtoA")
+CHANNEL_COUNTS = (1, 3)
 
-# Above this, cache=True refuses: the decoded images are a constant of the
-# tf.data graph, and graphs serialise to protocol buffers of at most 2 GiB.
+# Above this, cache=True refuses (and so do TFDS images, held encoded in
+# memory): the images are a constant of the tf.data graph, and graphs
+# serialise to protocol buffers of at most 2 GiB.
 CACHE_LIMIT_BYTES = 1 << 30
+
+# ITU-R 601-2 luma: the weights of PIL's convert("L"), which the reference's
+# loader applies for input_nc/output_nc = 1.
+_LUMA = (0.299, 0.587, 0.114)
 
 
 def steps_per_epoch(num_examples, batch_size):
-    """Training steps in one epoch: every example once, the last batch filled up."""
+    """Training steps in one epoch: every example once, the last batch filled up.
+
+    For unpaired data `num_examples` is max(|A|, |B|) (see `num_examples`).
+    """
     return math.ceil(num_examples / batch_size)
+
+
+def make_dataset(root, split="train", paired=True, unpaired=False, **kwargs):
+    """The one entry point for both kinds of data: `paired_dataset` or `unpaired_dataset`.
+
+    Args:
+        root: the dataset (see `resolve_dataset`).
+        split: the split's name, e.g. "train", "test".
+        paired: True for a paired method ((input, target) pairs), False for
+            an unpaired one ((A, B) batches from two domains).
+        unpaired: unpaired methods only: read a paired split (AB images, or
+            A/ and B/ folders) as two unpaired domains.
+        **kwargs: the options both pipelines share (direction, preprocess,
+            load_size, crop_size, batch_size, seed, training, epochs,
+            start_step, size_divisor, cache, skip_bad_images, input_nc,
+            output_nc).
+
+    Returns:
+        The `tf.data.Dataset` of the chosen pipeline.
+
+    Raises:
+        UserError: bad options or bad data; unpaired=True for a paired method.
+    """
+    if not paired:
+        return unpaired_dataset(root, split, unpaired=unpaired, **kwargs)
+    if unpaired:
+        raise UserError("unpaired=True (--unpaired) reads paired data as two unpaired domains, "
+                        "for unpaired methods; a paired method trains on the pairs: leave it "
+                        "off.")
+    return paired_dataset(root, split, **kwargs)
 
 
 def paired_dataset(root, split="train", direction="AtoB", preprocess="resize_and_crop",
                    load_size=286, crop_size=256, batch_size=1, seed=0, training=True,
                    epochs=1, start_step=0, size_divisor=1, cache=False,
-                   skip_bad_images=False):
+                   skip_bad_images=False, input_nc=3, output_nc=3):
     """Batches of (input, target) image pairs from a dataset folder.
 
     Args:
@@ -81,64 +138,111 @@ def paired_dataset(root, split="train", direction="AtoB", preprocess="resize_and
             time (they are stored as 8-bit; at most `CACHE_LIMIT_BYTES`).
         skip_bad_images: leave unusable files out with a warning instead of
             raising (pass the same value to `num_examples`).
+        input_nc: channels of the input: 3 (RGB) or 1 (grayscale).
+        output_nc: channels of the target: 3 or 1.
 
     Returns:
         A `tf.data.Dataset` of (input, target) tuples, each float32
-        [batch, H, W, 3] in [-1, 1]. For training it holds the batches of
-        global steps [start_step, epochs * steps_per_epoch), all full; for
-        test, ceil(n / batch_size) batches.
+        [batch, H, W, input_nc or output_nc] in [-1, 1]. For training it holds
+        the batches of global steps [start_step, epochs * steps_per_epoch),
+        all full; for test, ceil(n / batch_size) batches.
 
     Raises:
         UserError: bad options, or bad data (see `scan_paired`).
     """
     _check_options(direction, preprocess, load_size, crop_size, batch_size, epochs,
-                   size_divisor, training)
+                   size_divisor, training, input_nc, output_nc)
     examples = scan_paired(root, split, skip_bad_images)
     geometry = _Geometry(preprocess, load_size, crop_size, size_divisor, training)
-    out_shape = _check_sizes(examples, geometry, batch_size)
-    targets = tf.constant([geometry.resize_target(h, w) for h, w in examples.sizes], tf.int32)
-    load = _cached_loader(examples) if cache else _file_loader(examples)
-    swap = direction == "BtoA"
-    n = len(examples)
+    a_nc, b_nc = _folder_channels(direction, input_nc, output_nc)
+    load = _pair_loader(examples)
+    if cache:
+        load = _cached_loader(examples, load, examples.sizes, 6)
+
+    def load_pair(index):
+        pair = load(index)
+        if a_nc == b_nc == 3:
+            return pair
+        return tf.concat([_to_channels(pair[..., :3], a_nc), _to_channels(pair[..., 3:], b_nc)],
+                         axis=-1)
+
+    # Both images of a pair are one 6-channel image here: one resize, one crop, one flip.
+    pairs = _Source(examples.description, examples.a_paths, examples.sizes, load_pair,
+                    a_nc + b_nc, seed, geometry, batch_size)
 
     def finish(pair):
-        pair.set_shape([*out_shape, 6])
-        a, b = pair[..., :3] * 2.0 - 1.0, pair[..., 3:] * 2.0 - 1.0
-        return (b, a) if swap else (a, b)
+        a, b = pair[..., :a_nc], pair[..., a_nc:]
+        return (b, a) if direction == "BtoA" else (a, b)
 
-    if training:
-        total_steps = epochs * steps_per_epoch(n, batch_size)
-        if not 0 <= start_step <= total_steps:
-            raise UserError(f"start_step {start_step} is outside the run's {total_steps} steps "
-                            f"({epochs} epochs of {steps_per_epoch(n, batch_size)}).")
-        slots_per_epoch = steps_per_epoch(n, batch_size) * batch_size
-        key = tf.constant(seed, tf.int64)
+    return _stream([pairs], finish, batch_size, training, epochs, start_step)
 
-        def example(slot):
-            epoch = slot // slots_per_epoch
-            position = slot % slots_per_epoch % n
-            index = tf.random.experimental.index_shuffle(
-                position, seed=tf.stack([key, epoch]), max_index=tf.constant(n - 1, tf.int64))
-            pair = _resize(load(index), targets[index])
-            draws = tf.random.stateless_uniform([3], seed=tf.stack([key, slot]))
-            return finish(geometry.augment(pair, draws))
 
-        ds = tf.data.Dataset.range(start_step * batch_size, total_steps * batch_size)
-        ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE)
-        ds = ds.batch(batch_size, drop_remainder=True)
-    else:
-        ds = tf.data.Dataset.range(n).map(lambda i: finish(_resize(load(i), targets[i])),
-                                          num_parallel_calls=tf.data.AUTOTUNE)
-        ds = ds.batch(batch_size)
-    options = tf.data.Options()
-    options.deterministic = True
-    # The source is a range of indices, not files: shard the elements.
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+def unpaired_dataset(root, split="train", preprocess="resize_and_crop", load_size=286,
+                     crop_size=256, batch_size=1, seed=0, training=True, epochs=1, start_step=0,
+                     size_divisor=1, cache=False, skip_bad_images=False, input_nc=3, output_nc=3,
+                     unpaired=False, direction="AtoB"):
+    """Batches of (A, B) images from two unpaired domains.
+
+    The domains come from `<split>A/` and `<split>B/` (the CycleGAN release
+    layout), from TFDS (`tfds:cycle_gan/horse2zebra`, `tfds:mnist+svhn_cropped`),
+    or, with `unpaired=True`, from a paired split read as two domains (see
+    `scan_unpaired`). An epoch is max(|A|, |B|) examples; the two domains are
+    shuffled independently (the smaller one wrapping round with a fresh
+    permutation on each pass, where the reference draws it at random) and
+    cropped and flipped independently. See the module docstring.
+
+    Args:
+        root: the dataset folder or TFDS dataset (see `resolve_dataset`).
+        split: the split's name, e.g. "train", "test".
+        preprocess: one of `PREPROCESS_MODES` (see the module docstring).
+        load_size: the size images are resized to before cropping.
+        crop_size: the size of random crops, and of test images.
+        batch_size: the global batch size.
+        seed: the seed of the orders and of the random crops and flips.
+        training: True for the shuffled, augmented, step-indexed training
+            stream; False for one pass in file order without augmentation.
+        epochs: training only: the stream ends after this many epochs.
+        start_step: training only: the global step of the first batch.
+        size_divisor: non-crop output sizes are rounded to multiples of this
+            (the generator's stride); crop_size must be a multiple of it.
+        cache: keep the decoded images in memory (8-bit; at most
+            `CACHE_LIMIT_BYTES` per domain).
+        skip_bad_images: leave unusable files out with a warning instead of
+            raising (pass the same value to `num_examples`).
+        input_nc: channels of the input domain (A, or B with BtoA): 3 or 1.
+        output_nc: channels of the other domain: 3 or 1.
+        unpaired: read a paired split (AB images, or A/ and B/ folders) as
+            two unpaired domains (--unpaired).
+        direction: "AtoB", or "BtoA" to swap the domains: the first element
+            is always the method's input domain.
+
+    Returns:
+        A `tf.data.Dataset` of (input, target-domain) tuples, float32
+        [batch, H, W, input_nc] and [batch, H', W', output_nc] in [-1, 1].
+        For training it holds the batches of global steps
+        [start_step, epochs * steps_per_epoch), all full; for test,
+        ceil(max(|A|, |B|) / batch_size) batches.
+
+    Raises:
+        UserError: bad options, or bad data (see `scan_unpaired`).
+    """
+    _check_options(direction, preprocess, load_size, crop_size, batch_size, epochs,
+                   size_divisor, training, input_nc, output_nc)
+    examples = scan_unpaired(root, split, skip_bad_images, unpaired)
+    geometry = _Geometry(preprocess, load_size, crop_size, size_divisor, training)
+    a_nc, b_nc = _folder_channels(direction, input_nc, output_nc)
+    domains = [_domain_source(images, channels, _domain_key(seed, name), cache, geometry,
+                              batch_size)
+               for images, channels, name in ((examples.a, a_nc, "A"), (examples.b, b_nc, "B"))]
+
+    def finish(a, b):
+        return (b, a) if direction == "BtoA" else (a, b)
+
+    return _stream(domains, finish, batch_size, training, epochs, start_step)
 
 
 def _check_options(direction, preprocess, load_size, crop_size, batch_size, epochs,
-                   size_divisor, training):
+                   size_divisor, training, input_nc=3, output_nc=3):
     if direction not in DIRECTIONS:
         raise UserError(f"Unknown direction {direction!r}: use AtoB or BtoA.")
     if preprocess not in PREPROCESS_MODES:
@@ -149,6 +253,10 @@ def _check_options(direction, preprocess, load_size, crop_size, batch_size, epoc
                         ("epochs", epochs)):
         if int(value) != value or value < 1:
             raise UserError(f"{name} must be a positive whole number, not {value!r}.")
+    for name, value in (("input_nc", input_nc), ("output_nc", output_nc)):
+        if value not in CHANNEL_COUNTS:
+            raise UserError(f"{name} must be 1 (grayscale) or 3 (RGB), not {value!r} "
+                            f"(--{name}).")
     if preprocess in ("resize_and_crop", "scale_width_and_crop") and load_size < crop_size:
         raise UserError(f"load_size ({load_size}) must be at least crop_size ({crop_size}) "
                         f"with preprocess={preprocess}.")
@@ -157,6 +265,17 @@ def _check_options(direction, preprocess, load_size, crop_size, batch_size, epoc
         raise UserError(f"crop_size {crop_size} is not a multiple of {size_divisor}, which the "
                         f"generator needs; use e.g. crop_size="
                         f"{max(size_divisor, round(crop_size / size_divisor) * size_divisor)}.")
+
+
+def _folder_channels(direction, input_nc, output_nc):
+    """(channels of A, channels of B): the input is B with BtoA, as in the reference."""
+    return (output_nc, input_nc) if direction == "BtoA" else (input_nc, output_nc)
+
+
+def _domain_key(seed, domain):
+    """The order-and-jitter key of one domain: fixed by the seed, unrelated to the other's."""
+    digest = hashlib.sha256(f"tfi2i/{seed}/{domain}".encode()).digest()
+    return int.from_bytes(digest[:7], "big")  # Below 2**56: a positive int64.
 
 
 class _Geometry:
@@ -191,52 +310,126 @@ class _Geometry:
         # As the reference's __make_power_2: round half to even, like tf.round.
         return max(self.size_divisor, round(x / self.size_divisor) * self.size_divisor)
 
-    def augment(self, pair, draws):
+    def augment(self, image, draws):
         """Random crop (if the mode crops) and flip, from three uniform draws."""
         if self.crops:
-            shape = tf.shape(pair)
+            shape = tf.shape(image)
             top = tf.cast(draws[0] * tf.cast(shape[0] - self.crop_size + 1, tf.float32), tf.int32)
             left = tf.cast(draws[1] * tf.cast(shape[1] - self.crop_size + 1, tf.float32),
                            tf.int32)
-            pair = pair[top:top + self.crop_size, left:left + self.crop_size]
-        return tf.cond(draws[2] > 0.5, lambda: tf.reverse(pair, axis=[1]), lambda: pair)
+            image = image[top:top + self.crop_size, left:left + self.crop_size]
+        return tf.cond(draws[2] > 0.5, lambda: tf.reverse(image, axis=[1]), lambda: image)
 
 
-def _check_sizes(examples, geometry, batch_size):
+class _Source:
+    """One list of images a stream draws from: the pairs of a paired split, or one domain.
+
+    Args:
+        description: where the images are, for messages.
+        names: a file name per image, for messages.
+        sizes: (height, width) per image.
+        load: index -> float32 [H, W, channels] in [0, 1].
+        channels: the channels `load` gives.
+        key: the key of this list's order and jitter.
+        geometry: the `_Geometry`.
+        batch_size: for the check that images of different sizes are not batched.
+    """
+
+    def __init__(self, description, names, sizes, load, channels, key, geometry, batch_size):
+        self.n, self.load, self.channels, self.geometry = len(sizes), load, channels, geometry
+        self.key = tf.constant(key, tf.int64)
+        self.out_shape = _check_sizes(description, names, sizes, geometry, batch_size)
+        self.targets = tf.constant([geometry.resize_target(h, w) for h, w in sizes], tf.int32)
+
+    def shuffled_index(self, epoch, position, epoch_length):
+        """The image at `position` of `epoch` (see the module docstring)."""
+        passes = -(-epoch_length // self.n)
+        shuffle_round = epoch * passes + position // self.n
+        return tf.random.experimental.index_shuffle(
+            position % self.n, seed=tf.stack([self.key, shuffle_round]),
+            max_index=tf.constant(self.n - 1, tf.int64))
+
+    def example(self, index, slot=None):
+        """Image `index` preprocessed, in [-1, 1]; jittered with the draws of `slot` if given."""
+        image = _resize(self.load(index), self.targets[index])
+        if slot is not None:
+            draws = tf.random.stateless_uniform([3], seed=tf.stack([self.key, slot]))
+            image = self.geometry.augment(image, draws)
+        image.set_shape([*self.out_shape, self.channels])
+        return image * 2.0 - 1.0
+
+
+def _stream(sources, finish, batch_size, training, epochs, start_step):
+    """The dataset of `finish(*examples)`, one example from each source per slot."""
+    n = max(source.n for source in sources)
+    if training:
+        total_steps = epochs * steps_per_epoch(n, batch_size)
+        if not 0 <= start_step <= total_steps:
+            raise UserError(f"start_step {start_step} is outside the run's {total_steps} steps "
+                            f"({epochs} epochs of {steps_per_epoch(n, batch_size)}).")
+        slots_per_epoch = steps_per_epoch(n, batch_size) * batch_size
+
+        def example(slot):
+            epoch = slot // slots_per_epoch
+            position = slot % slots_per_epoch % n
+            return finish(*[s.example(s.shuffled_index(epoch, position, n), slot)
+                            for s in sources])
+
+        ds = tf.data.Dataset.range(start_step * batch_size, total_steps * batch_size)
+        ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.batch(batch_size, drop_remainder=True)
+    else:
+        ds = tf.data.Dataset.range(n).map(lambda i: finish(*[s.example(i % s.n) for s in sources]),
+                                          num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.batch(batch_size)
+    options = tf.data.Options()
+    options.deterministic = True
+    # The source is a range of indices, not files: shard the elements.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def _check_sizes(description, names, sizes, geometry, batch_size):
     """Checks images fit the mode; returns the static output (H, W), or Nones."""
     if geometry.crops and geometry.mode == "crop":
-        small = [(p, s) for p, s in zip(examples.a_paths, examples.sizes)
-                 if min(s) < geometry.crop_size]
+        small = [(p, s) for p, s in zip(names, sizes) if min(s) < geometry.crop_size]
         if small:
             path, (h, w) = small[0]
-            raise UserError(f"{len(small)} images in {examples.description} are smaller than "
+            raise UserError(f"{len(small)} images in {description} are smaller than "
                             f"crop_size {geometry.crop_size}, e.g. {path} ({w}x{h} per image); "
                             "use a smaller crop_size or preprocess=resize_and_crop.")
-    sizes = {}
-    for path, (h, w) in zip(examples.a_paths, examples.sizes):
-        sizes.setdefault(geometry.output_size(h, w), path)
-    if len(sizes) == 1:
-        return next(iter(sizes))
+    out_sizes = {}
+    for path, (h, w) in zip(names, sizes):
+        out_sizes.setdefault(geometry.output_size(h, w), path)
+    if len(out_sizes) == 1:
+        return next(iter(out_sizes))
     if batch_size > 1:
-        (s1, p1), (s2, p2) = list(sizes.items())[:2]
-        raise UserError(f"With preprocess={geometry.mode}, images of {examples.description} come "
+        (s1, p1), (s2, p2) = list(out_sizes.items())[:2]
+        raise UserError(f"With preprocess={geometry.mode}, images of {description} come "
                         f"out in different sizes ({p1}: {s1[1]}x{s1[0]}, {p2}: {s2[1]}x{s2[0]}), "
                         "which cannot be batched: use batch_size=1, or a mode that makes every "
                         "image the same size (resize_and_crop).")
     return None, None
 
 
-def _resize(pair, target):
+def _resize(image, target):
     """Bicubic resize as PIL's (antialiased), skipped when the size is already right."""
     def resize():
-        resized = tf.image.resize(pair, target, method="bicubic", antialias=True)
+        resized = tf.image.resize(image, target, method="bicubic", antialias=True)
         return tf.clip_by_value(resized, 0.0, 1.0)  # Bicubic overshoots; PIL clips to uint8.
-    same = tf.reduce_all(tf.shape(pair)[:2] == target)
-    return tf.cond(same, lambda: pair, resize)
+    same = tf.reduce_all(tf.shape(image)[:2] == target)
+    return tf.cond(same, lambda: image, resize)
 
 
-def _file_loader(examples):
-    """index -> the pair decoded from its file(s): float32 [H, W, 6] in [0, 1]."""
+def _to_channels(image, channels):
+    """RGB [H, W, 3] -> itself (channels=3) or its luma [H, W, 1] (channels=1)."""
+    if channels == 3:
+        return image
+    return tf.reduce_sum(image * tf.constant(_LUMA, image.dtype), axis=-1, keepdims=True)
+
+
+def _pair_loader(examples):
+    """(index, dtype) -> the pair decoded from its file(s): [H, W, 6] in [0, 1] (float)."""
     a_paths = tf.constant(examples.a_paths)
     b_paths = tf.constant(examples.b_paths)
 
@@ -250,31 +443,71 @@ def _file_loader(examples):
     return load
 
 
+def _domain_source(images, channels, key, cache, geometry, batch_size):
+    """The `_Source` of one domain's images (`DomainImages`)."""
+    load = _domain_loader(images)
+    if cache:
+        load = _cached_loader(images, load, images.sizes, 3)
+    return _Source(images.description, images.paths, images.sizes,
+                   lambda index: _to_channels(load(index), channels), channels, key, geometry,
+                   batch_size)
+
+
+def _domain_loader(images):
+    """(index, dtype) -> one image of a domain: [H, W, 3] in [0, 1] (float)."""
+    if images.encoded is None:
+        paths = tf.constant(images.paths)
+
+        def read(index):
+            return tf.io.read_file(paths[index])
+    else:
+        size = sum(len(e) for e in images.encoded)
+        if size > CACHE_LIMIT_BYTES:
+            raise UserError(f"{images.description} holds {size / 2**30:.1f} GiB of encoded "
+                            f"images, more than the {CACHE_LIMIT_BYTES / 2**30:.0f} GiB this "
+                            "pipeline keeps in memory: write the images to folders (trainA/, "
+                            "trainB/, ...) and use --data_dir.")
+        contents = tf.constant(images.encoded)
+
+        def read(index):
+            return contents[index]
+
+    def load(index, dtype=tf.float32):
+        image = decode_image(read(index), dtype)
+        if images.half is None:
+            return image
+        half = tf.shape(image)[1] // 2
+        return image[:, :half] if images.half == "left" else image[:, half:2 * half]
+
+    return load
+
+
 _decoded = {}
 
 
-def _cached_loader(examples):
-    """index -> the pair from an in-memory copy of all decoded pairs (uint8).
+def _cached_loader(images, load_file, sizes, channels):
+    """index -> an image from an in-memory copy of all decoded images (uint8).
 
-    The pairs are decoded once per process and kept in one flat buffer with
-    offsets, which works for images of different sizes.
+    The images are decoded once per process (keyed by `images`, a hashable
+    record of the files) and kept in one flat buffer with offsets, which works
+    for images of different sizes.
     """
-    sizes = np.array(examples.sizes, np.int64)
-    lengths = sizes[:, 0] * sizes[:, 1] * 6
+    sizes = np.array(sizes, np.int64)
+    lengths = sizes[:, 0] * sizes[:, 1] * channels
     if lengths.sum() > CACHE_LIMIT_BYTES:
         raise UserError(f"cache=True would keep {lengths.sum() / 2**30:.1f} GiB of decoded images "
-                        f"of {examples.description} in memory, more than the "
+                        f"of {images.description} in memory, more than the "
                         f"{CACHE_LIMIT_BYTES / 2**30:.0f} GiB it allows: turn the cache off "
                         "(--nocache_data).")
-    if examples not in _decoded:
-        load_file = _file_loader(examples)
-        pairs = tf.data.Dataset.range(len(examples)).map(
+    if images not in _decoded:
+        decoded = tf.data.Dataset.range(len(sizes)).map(
             lambda i: tf.reshape(load_file(i, tf.uint8), [-1]),
             num_parallel_calls=tf.data.AUTOTUNE)
-        _decoded[examples] = tf.constant(np.concatenate(list(pairs.as_numpy_iterator())))
-    buffer = _decoded[examples]
+        _decoded[images] = tf.constant(np.concatenate(list(decoded.as_numpy_iterator())))
+    buffer = _decoded[images]
     offsets = tf.constant(np.concatenate([[0], np.cumsum(lengths)[:-1]]), tf.int64)
-    shapes = tf.constant(np.concatenate([sizes, np.full([len(sizes), 1], 6)], axis=1), tf.int64)
+    shapes = tf.constant(np.concatenate([sizes, np.full([len(sizes), 1], channels)], axis=1),
+                         tf.int64)
 
     def load(index):
         flat = buffer[offsets[index]:offsets[index] + tf.reduce_prod(shapes[index])]

@@ -1,11 +1,17 @@
-"""Where paired data comes from: dataset names and folders -> lists of checked image pairs.
+"""Where data comes from: dataset names and folders -> lists of checked images.
 
-A dataset root holds one entry per split, in one of two layouts:
+Paired data: a dataset root holds one entry per split, in one of two layouts:
     AB images:   root/<split>/*.jpg|png|bmp|gif, each image A (left) | B (right)
     A/B folders: root/<split>/A/ + root/<split>/B/, or root/<split>A/ + root/<split>B/,
                  an A file paired with the B file of the same name less extension.
 The layout is decided per split from what is there; a split that looks like both
 is an error rather than a guess.
+
+Unpaired data: root/<split>A/ + root/<split>B/ (the CycleGAN release layout), two
+domains whose files have nothing to do with each other (any names, counts and
+sizes). With `unpaired=True` (--unpaired) a paired split is read as two domains
+instead: the left and right halves of its AB images, or its A and B folders.
+TFDS datasets (`tfds:...`, see `tfds_source`) are unpaired domains too.
 """
 
 import os
@@ -15,8 +21,9 @@ from pathlib import Path
 
 from absl import logging
 
-from tfi2i.data import download, sample
-from tfi2i.data.decode import IMAGE_EXTENSIONS, inspect_image, is_image_file
+from tfi2i.data import download, sample, tfds_source
+from tfi2i.data.decode import IMAGE_EXTENSIONS, inspect_image, is_image_file, list_images
+from tfi2i.data.domains import DomainImages, UnpairedExamples
 from tfi2i.data.registry import DATASETS
 from tfi2i.errors import UserError
 
@@ -24,19 +31,28 @@ from tfi2i.errors import UserError
 _LIST_AT_MOST = 10
 
 
-def resolve_dataset(dataset=None, data_dir=None, cache_dir=None, mirror=None):
-    """Returns the root folder (holding train/, test/, ...) of the data to use.
+def resolve_dataset(dataset=None, data_dir=None, cache_dir=None, mirror=None,
+                    tfds_data_dir=None):
+    """Returns the root (a folder holding train/, test/, ...; or TFDS data) of the data to use.
 
     Args:
-        dataset: `sample`, a name in `DATASETS` (downloaded on first use), or
-            None. Only names the data when `data_dir` is given too.
+        dataset: `sample`, a name in `DATASETS` (downloaded on first use), a
+            TFDS name (`tfds:cycle_gan/horse2zebra`, `tfds:mnist+svhn_cropped`;
+            see `tfds_source`), or None. Only names the data when `data_dir`
+            is given too.
         data_dir: a local dataset folder; takes precedence over downloading.
             If it has no split folders but a `<dataset>/` subfolder (where an
             archive was extracted), that subfolder is used.
         cache_dir: where downloads and the sample dataset are kept (default
             `$TFI2I_CACHE`, else `~/.cache/tfi2i`).
         mirror: a base URL to download named datasets from (default
-            `$TFI2I_DATASET_MIRROR`, else the official server).
+            `$TFI2I_DATASET_MIRROR`, else the official servers).
+        tfds_data_dir: TFDS's data folder for `tfds:` names (default
+            `$TFDS_DATA_DIR`, else ~/tensorflow_datasets).
+
+    Returns:
+        The folder as a str, or for TFDS a `TfdsDataset` (downloaded and
+        prepared), which every function here takes as a root.
 
     Raises:
         UserError: no data given, an unknown name, a missing folder, or a
@@ -46,19 +62,26 @@ def resolve_dataset(dataset=None, data_dir=None, cache_dir=None, mirror=None):
         root = Path(data_dir).expanduser()
         if not root.is_dir():
             raise UserError(f"The data folder {root} does not exist (--data_dir).")
-        if dataset and not _has_split(root) and _has_split(root / dataset):
-            root = root / dataset
+        if dataset and not _has_split(root):
+            # The archive's own folder name too: cyclegan/facades unpacks to facades/.
+            names = [dataset] + ([DATASETS[dataset].folder] if dataset in DATASETS else [])
+            root = next((root / n for n in names if _has_split(root / n)), root)
         return str(root)
     if not dataset:
         raise UserError("No data given: set --dataset to one of " + ", ".join(dataset_names())
-                        + ", or --data_dir to a folder with train/ and test/ subfolders.")
+                        + ", or tfds:NAME, or --data_dir to a folder with train/ and test/ "
+                        "(or trainA/, trainB/, testA/, testB/) subfolders.")
     if dataset == "sample":
         return str(sample.build_sample(cache_dir))
     if dataset in DATASETS:
         return str(download.fetch_dataset(dataset, cache_dir, mirror))
-    raise UserError(f"Unknown dataset {dataset!r}. Named datasets: {', '.join(dataset_names())}. "
-                    "For your own images use --data_dir=FOLDER (train/ and test/ subfolders "
-                    "of AB images, or of A/ and B/ folders).")
+    if tfds_source.is_tfds(dataset):
+        return tfds_source.prepare_tfds(tfds_source.parse_tfds(dataset, tfds_data_dir))
+    raise UserError(f"Unknown dataset {dataset!r}. Named datasets: {', '.join(dataset_names())}; "
+                    "TensorFlow Datasets as tfds:NAME (e.g. tfds:cycle_gan/horse2zebra). For "
+                    "your own images use --data_dir=FOLDER (train/ and test/ subfolders of AB "
+                    "images, or of A/ and B/ folders; unpaired: trainA/, trainB/, testA/, "
+                    "testB/).")
 
 
 def dataset_names():
@@ -91,16 +114,48 @@ class PairedExamples:
         return len(self.a_paths)
 
 
-def num_examples(root, split, skip_bad_images=False):
-    """The number of usable image pairs in `root`'s `split`.
+def num_examples(root, split, skip_bad_images=False, paired=True, unpaired=False):
+    """The number of examples in an epoch of `root`'s `split`.
 
-    Pass the same `skip_bad_images` as to `paired_dataset`: skipped files do
-    not count.
+    Paired: the usable image pairs. Unpaired: max(|A|, |B|) of the usable
+    images of the two domains. Pass the same `skip_bad_images` and `unpaired`
+    as to the pipeline: skipped files do not count.
+
+    Args:
+        root: the dataset (see `resolve_dataset`).
+        split: the split's name, e.g. "train".
+        skip_bad_images: leave unusable files out instead of raising.
+        paired: True for paired data, False for two unpaired domains.
+        unpaired: unpaired only: read a paired split as two domains.
 
     Raises:
-        UserError: as `scan_paired`.
+        UserError: as `scan_paired` or `scan_unpaired`.
     """
-    return len(scan_paired(root, split, skip_bad_images))
+    if paired:
+        return len(scan_paired(root, split, skip_bad_images))
+    return len(scan_unpaired(root, split, skip_bad_images, unpaired))
+
+
+def has_split(root, split, paired=True, unpaired=False):
+    """Whether `root` has the split at all, so a caller can skip a missing test split.
+
+    A split that is there but broken (e.g. testA/ without testB/, or no
+    images) counts as there: reading it then raises an error saying what is
+    wrong.
+
+    Args:
+        root: the dataset (see `resolve_dataset`).
+        split: the split's name, e.g. "test".
+        paired: True for paired data, False for two unpaired domains.
+        unpaired: unpaired only: a paired split read as two domains counts.
+    """
+    if tfds_source.is_tfds(root):
+        return not paired and tfds_source.tfds_has_split(root, split)
+    root = Path(root)
+    split_dirs = [root / f"{split}A", root / f"{split}B"]
+    if paired or unpaired:
+        split_dirs.append(root / split)
+    return any(d.is_dir() for d in split_dirs)
 
 
 _scans = {}
@@ -126,8 +181,12 @@ def scan_paired(root, split, skip_bad_images=False):
         UserError: the split is missing, empty or ambiguous; or a file cannot
             be used (cannot be decoded; an AB image not twice as wide as high;
             an A file without a B file or vice versa; A and B of different
-            sizes) and `skip_bad_images` is False.
+            sizes) and `skip_bad_images` is False; or `root` is TFDS data,
+            which is unpaired.
     """
+    if tfds_source.is_tfds(root):
+        raise UserError(f"{root} is read as two unpaired domains; a paired method needs paired "
+                        "data: use --data_dir with paired images, or an unpaired method.")
     layout, folders = _find_layout(Path(root), split)
     key = (layout, tuple(str(f.resolve()) for f in folders),
            tuple(os.stat(f).st_mtime_ns for f in folders), skip_bad_images)
@@ -136,6 +195,81 @@ def scan_paired(root, split, skip_bad_images=False):
             _scans[key] = _scan_ab(folders[0], skip_bad_images)
         else:
             _scans[key] = _scan_folders(*folders, skip_bad_images)
+    return _scans[key]
+
+
+def scan_unpaired(root, split, skip_bad_images=False, unpaired=False):
+    """Finds and checks the images of the two domains of one split.
+
+    Every file's header is read, and the result remembered, as `scan_paired`
+    does.
+
+    Args:
+        root: the dataset folder, or TFDS data (a "tfds:..." name or a
+            `TfdsDataset`).
+        split: the split's name, e.g. "train".
+        skip_bad_images: leave unusable files out with a warning instead of
+            raising.
+        unpaired: when there are no <split>A/ and <split>B/ folders, read the
+            paired split (AB images: their left and right halves; or its A/
+            and B/ folders) as two domains.
+
+    Returns:
+        An `UnpairedExamples` with at least one image in each domain.
+
+    Raises:
+        UserError: the split is missing (the message says what is there), a
+            domain folder is missing or holds no usable image, or a file
+            cannot be used and `skip_bad_images` is False.
+    """
+    if tfds_source.is_tfds(root):
+        return tfds_source.scan_tfds(root, split)
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"The dataset folder {root} does not exist.")
+    has_domains = (root / f"{split}A").is_dir() or (root / f"{split}B").is_dir()
+    if has_domains or not unpaired:
+        layout, folders = "folders", _domain_folders(root, split)
+    else:
+        layout, folders = _find_layout(root, split)
+    if layout == "ab":
+        pairs = scan_paired(root, split, skip_bad_images)  # Checks each is twice as wide as high.
+        return UnpairedExamples(
+            DomainImages(f"{pairs.description} (left halves)", pairs.a_paths, pairs.sizes, "left"),
+            DomainImages(f"{pairs.description} (right halves)", pairs.b_paths, pairs.sizes,
+                         "right"))
+    return UnpairedExamples(*[_scan_domain(f, skip_bad_images) for f in folders])
+
+
+def _domain_folders(root, split):
+    """[<split>A, <split>B] of an unpaired dataset folder, or an error saying what is there."""
+    a, b = root / f"{split}A", root / f"{split}B"
+    if a.is_dir() and b.is_dir():
+        return [a, b]
+    if a.is_dir() or b.is_dir():
+        have, missing = (a, b) if a.is_dir() else (b, a)
+        raise UserError(f"{have} has no partner folder {missing}: unpaired data needs both "
+                        f"domains, {a.name}/ and {b.name}/.")
+    if (root / split).is_dir():
+        raise UserError(f"{root} has no {a.name}/ and {b.name}/ folders (unpaired data: one "
+                        f"folder of images per domain) but a paired split {root / split}/: to "
+                        "read its pairs as two unpaired domains, set unpaired=True (--unpaired).")
+    present = sorted(p.name for p in root.iterdir() if p.is_dir())
+    raise UserError(f"{root} has no split {split!r}: unpaired data needs {a}/ and {b}/, one "
+                    f"folder of images per domain. Folders there: "
+                    f"{', '.join(present) or 'none'}.")
+
+
+def _scan_domain(folder, skip_bad_images):
+    """The usable images of one domain folder, as a `DomainImages`."""
+    key = ("domain", str(folder.resolve()), os.stat(folder).st_mtime_ns, skip_bad_images)
+    if key not in _scans:
+        infos = _inspect_all(list_images(folder))
+        _report_bad(str(folder), len(infos),
+                    [(i.path, i.problem) for i in infos if i.problem], skip_bad_images)
+        good = [i for i in infos if not i.problem]
+        _scans[key] = DomainImages(str(folder), tuple(i.path for i in good),
+                                   tuple((i.height, i.width) for i in good))
     return _scans[key]
 
 
@@ -173,10 +307,7 @@ def _find_layout(root, split):
 
 
 def _list_images(folder):
-    names = sorted(n for n in os.listdir(folder) if is_image_file(n))
-    if not names:
-        raise UserError(f"{folder} holds no images ({', '.join(IMAGE_EXTENSIONS)}).")
-    return [str(folder / n) for n in names]
+    return list_images(folder)
 
 
 def _inspect_all(paths):

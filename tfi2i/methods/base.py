@@ -20,6 +20,7 @@ import types
 import keras
 import tensorflow as tf
 
+from tfi2i.errors import UserError
 from tfi2i.methods.options import check_crop_fits_generator
 from tfi2i.options import check_values, defaults
 
@@ -97,6 +98,9 @@ class TranslationModel(keras.Model):
             UserError: naming the options and the fix.
         """
         cls.check_options(config)
+        if config.get("unpaired") and cls.paired:
+            raise UserError(f"--unpaired reads paired data as two unpaired domains, for unpaired "
+                            f"methods; {cls.method_name} trains on the pairs: leave it off.")
         if "netG" in cls.option_names():
             check_crop_fits_generator(config)
 

@@ -12,6 +12,7 @@ resume mid-epoch, TensorBoard logs and sample images.
 
 import math
 import os
+import re
 
 import keras
 import tensorflow as tf
@@ -29,8 +30,9 @@ from tfi2i.training.strategy import get_strategy, worker_info
 
 
 def default_run_dir(config):
+    """runs/<method>_<dataset or data folder>, one folder even for names like cyclegan/facades."""
     source = config.get("dataset") or os.path.basename(os.path.normpath(config["data_dir"] or "data"))
-    return os.path.join("runs", f"{config['method']}_{source}")
+    return os.path.join("runs", re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{config['method']}_{source}"))
 
 
 def prepare_run_config(config, explicit_keys=(), resume=True):
@@ -86,15 +88,15 @@ def _set_precision_and_determinism(config):
         keras.mixed_precision.set_global_policy("float32")
 
 
-def _val_split(config, root):
+def _val_split(config, root, paired):
+    """The validation split: --val_split, else val or test where present; None without one."""
+    kinds = dict(paired=paired, unpaired=config["unpaired"])
     if config.get("val_split"):
         return config["val_split"]
     for split in ("val", "test"):
-        try:
-            if tfi2i_data.num_examples(root, split, config["skip_bad_images"]) > 0:
-                return split
-        except UserError:
-            continue
+        if tfi2i_data.has_split(root, split, **kinds):
+            return split
+    logging.warning("%s has no val or test split: training without validation.", root)
     return None
 
 
@@ -114,13 +116,13 @@ def train(config, explicit_keys=(), resume=True, extra_callbacks=()):
     _set_precision_and_determinism(config)
     is_chief, task_id = worker_info(strategy)
     cls = get_method(config["method"])
-    if not cls.paired:
-        raise UserError(f"Method {config['method']!r} needs unpaired data, which this trainer "
-                        "does not load yet.")
+    # Paired methods read (input, target) pairs; unpaired ones two domains.
+    kinds = dict(paired=cls.paired, unpaired=config["unpaired"])
 
     root = tfi2i_data.resolve_dataset(config.get("dataset"), config.get("data_dir"),
-                                      config.get("cache_dir"))
-    n_train = tfi2i_data.num_examples(root, "train", skip_bad_images=config["skip_bad_images"])
+                                      config.get("cache_dir"), tfds_data_dir=config["tfds_data_dir"])
+    n_train = tfi2i_data.num_examples(root, "train", skip_bad_images=config["skip_bad_images"],
+                                      **kinds)
     batch = int(config["batch_size"])
     # The data stream's own epoch arithmetic, so epochs here and there agree.
     steps_per_epoch = tfi2i_data.steps_per_epoch(n_train, batch)
@@ -147,20 +149,21 @@ def train(config, explicit_keys=(), resume=True, extra_callbacks=()):
 
     data_options = dict(direction=config["direction"], preprocess=config["preprocess"],
                         load_size=config["load_size"], crop_size=config["crop_size"],
-                        size_divisor=model.size_divisor,
-                        skip_bad_images=config["skip_bad_images"])
+                        size_divisor=model.size_divisor, input_nc=config["input_nc"],
+                        output_nc=config["output_nc"], skip_bad_images=config["skip_bad_images"],
+                        **kinds)
 
     def train_data(first, last):
-        ds = tfi2i_data.paired_dataset(root, "train", batch_size=batch, seed=config["seed"],
+        ds = tfi2i_data.make_dataset(root, "train", batch_size=batch, seed=config["seed"],
                                        training=True, epochs=n_epochs_total, start_step=first,
                                        cache=config["cache_data"], **data_options)
         return ds.take(last - first)
 
-    val_split = _val_split(config, root)
+    val_split = _val_split(config, root, cls.paired)
     val_data = None
     if val_split:
-        val_data = tfi2i_data.paired_dataset(root, val_split, batch_size=batch, training=False,
-                                             **data_options).take(config["val_batches"])
+        val_data = tfi2i_data.make_dataset(root, val_split, batch_size=batch, training=False,
+                                           **data_options).take(config["val_batches"])
     sample_source = val_data if val_data is not None else train_data(0, 1)
     sample_batch = next(iter(sample_source.unbatch().batch(4).take(1)))
 
@@ -194,7 +197,9 @@ def train(config, explicit_keys=(), resume=True, extra_callbacks=()):
 
 def _evaluation_callback(config, model, epoch_var, val_data, is_chief):
     """`--eval_metrics` every `--eval_every_epochs`; the best checkpoint goes to RUN/best/."""
-    from tfi2i.metrics.callback import EvaluationCallback  # FID pulls in the Inception net.
+    # Imported here: FID pulls in the Inception net.
+    from tfi2i.metrics.callback import EvaluationCallback
+    from tfi2i.metrics.evaluator import Evaluator
 
     run_dir = config["run_dir"]
     best = tf.train.CheckpointManager(make_checkpoint(model, epoch_var),
@@ -212,11 +217,11 @@ def _evaluation_callback(config, model, epoch_var, val_data, is_chief):
     if "seg" in config["eval_metrics"]:
         from tfi2i.metrics.segmentation import load_segmenter
         segmenter = load_segmenter(config.get("segmenter"))
+    evaluator = Evaluator(val_data, metrics=config["eval_metrics"], segmenter=segmenter)
     return EvaluationCallback(
-        val_data, metrics=config["eval_metrics"], every_n_epochs=config["eval_every_epochs"],
+        evaluator, translate=model.translate, every_n_epochs=config["eval_every_epochs"],
         log_dir=os.path.join(run_dir, "logs") if is_chief else None,
-        best_metric=config.get("best_metric"), save_best=save_best,
-        translate=model.translate, segmenter=segmenter)
+        best_metric=config.get("best_metric"), save_best=save_best)
 
 
 def _epoch_segments(start, stop, steps_per_epoch):
