@@ -2,5 +2,6 @@
 
 from tfi2i.methods.registry import METHODS, get_method, register
 from tfi2i.methods.pix2pix import Pix2Pix
+from tfi2i.methods.cyclegan import CycleGAN
 
-__all__ = ["METHODS", "get_method", "register", "Pix2Pix"]
+__all__ = ["METHODS", "get_method", "register", "Pix2Pix", "CycleGAN"]

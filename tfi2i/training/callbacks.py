@@ -50,7 +50,7 @@ class StepCheckpoint(keras.callbacks.Callback):
 class TrainingLogger(keras.callbacks.Callback):
     """TensorBoard scalars (losses, LR, steps/s), validation metrics, image grids.
 
-    Image grids (input | output | target per row) of a fixed batch go to
+    Image grids of a fixed batch (rows from the method's `sample_images`) go to
     TensorBoard and, as PNG files, to `samples_dir`.
 
     Args:
@@ -106,7 +106,9 @@ class TrainingLogger(keras.callbacks.Callback):
         grid = self.model.sample_images(self.sample_batch)
         grid = tf.cast(tf.round((tf.clip_by_value(grid, -1.0, 1.0) + 1.0) * 127.5), tf.uint8)
         with self.writer.as_default(step=step):
-            tf.summary.image("samples/input_output_target", grid, max_outputs=4)
+            # The method's sample_images says what the columns are (pix2pix:
+            # input | output | target; CycleGAN: real | translated | reconstructed).
+            tf.summary.image("samples", grid, max_outputs=8)
         rows = np.concatenate(list(grid.numpy()), axis=0)
         path = os.path.join(self.samples_dir, f"step_{step:08d}.png")
         # PIL picks the format from the temporary name, which ends in `.png` too.
