@@ -150,14 +150,6 @@ def test_resume_refuses_a_changed_model(ab_dataset, tmp_path):
         train(tiny_config(ab_dataset, tmp_path / "run"), resume=False)
 
 
-@pytest.fixture(scope="module")
-def mirrored_strategy():
-    # One strategy for the module: a second MirroredStrategy over the same
-    # devices in one process clashes with the first one's collective keys.
-    cpus = tf.config.list_logical_devices("CPU")
-    if len(cpus) < 2:
-        pytest.skip("needs 2 logical CPU devices (set up in conftest before TF starts)")
-    return tf.distribute.MirroredStrategy([d.name for d in cpus[:2]])
 
 
 @pytest.mark.parametrize("norm", ["instance", "sync_batch"])
@@ -199,37 +191,100 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_multiworker_training_agrees(ab_dataset, tmp_path):
+# The multi-worker run and its single-process reference: the same options, SGD instead
+# of Adam (Adam's steps are nearly scale-invariant: a 2x loss-scale bug would not show),
+# no dropout (each replica would draw its own masks).
+_SGD_RUN = textwrap.dedent("""
+    import json, sys
+    import keras, numpy as np, tensorflow as tf
+    from tfi2i.config import resolve_config
+    from tfi2i.training import trainer
+
+    def run(options, out):
+        strategies, get_strategy, optimizer = [], trainer.get_strategy, trainer._optimizer
+        trainer.get_strategy = lambda name: strategies.append(get_strategy(name)) or strategies[-1]
+        trainer._optimizer = lambda config, schedule: keras.optimizers.SGD(schedule)
+
+        class InitialWeights(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                if not hasattr(self, "weights"):
+                    self.weights = [w.numpy() for w in self.model.weights]
+
+        initial = InitialWeights()
+        try:
+            model = trainer.train(resolve_config("pix2pix", None, options),
+                                  extra_callbacks=[initial])
+        finally:  # This also runs inside the pytest process.
+            trainer.get_strategy, trainer._optimizer = get_strategy, optimizer
+        assert isinstance(model.g_optimizer, keras.optimizers.SGD), model.g_optimizer
+        np.savez(out, *initial.weights, *[w.numpy() for w in model.weights],
+                 step=int(model.step.numpy()), replicas=strategies[0].num_replicas_in_sync,
+                 multiworker=isinstance(strategies[0],
+                                        tf.distribute.MultiWorkerMirroredStrategy))
+
+    if __name__ == "__main__":
+        run(json.loads(sys.argv[1]), sys.argv[2])
+""")
+
+
+def _sgd_run_result(path):
+    """(initial weights, final weights, step, replicas, multiworker) saved by _SGD_RUN."""
+    saved = np.load(path)
+    arrays = [saved[f"arr_{i}"] for i in range(len(saved.files) - 3)]
+    half = len(arrays) // 2
+    return (arrays[:half], arrays[half:], int(saved["step"]), int(saved["replicas"]),
+            bool(saved["multiworker"]))
+
+
+def test_multiworker_step_equals_single_process_step(ab_dataset, tmp_path):
+    # Two worker processes, one CPU replica each: batch 2 is one example per worker.
+    options = dict(TINY, data_dir=ab_dataset, load_size=36, crop_size=32, batch_size=2,
+                   max_steps=3, norm="instance", use_dropout=False, save_every_steps=2,
+                   lr=0.01, deterministic=True)
     ports = [_free_port(), _free_port()]
-    script = textwrap.dedent(f"""
-        import os, sys, numpy as np
-        from tfi2i.config import parse_hparams, resolve_config
-        from tfi2i.training.trainer import train
-        cfg = resolve_config("pix2pix", None, dict(netG="unet_32", ngf=8, ndf=8,
-            data_dir={ab_dataset!r}, run_dir={str(tmp_path / 'run')!r}, load_size=36,
-            crop_size=32, batch_size=2, max_steps=3, strategy="multiworker",
-            norm="instance", use_dropout=False, save_every_steps=2))
-        model = train(cfg)
-        np.savez(sys.argv[1], *[w.numpy() for w in model.G.weights + model.D.weights],
-                 step=int(model.step.numpy()))
-    """)
+    # Each worker gets its own run directory, so that anything in the second one was
+    # written by the non-chief worker (in real use they share one).
+    run_dirs = [tmp_path / "run", tmp_path / "run_worker1"]
     procs = []
     for index in range(2):
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=json.dumps({
             "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
             "task": {"type": "worker", "index": index}}))
         out = str(tmp_path / f"w{index}.npz")
-        procs.append((subprocess.Popen([sys.executable, "-c", script, out], env=env, cwd=REPO,
-                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT), out))
+        worker_options = dict(options, strategy="multiworker", run_dir=str(run_dirs[index]))
+        procs.append((subprocess.Popen(
+            [sys.executable, "-c", _SGD_RUN, json.dumps(worker_options), out], env=env,
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT), out))
+    # Meanwhile, the reference: one process, one device, the same global batch.
+    namespace = {}
+    exec(compile(_SGD_RUN, "_SGD_RUN", "exec"), namespace)
+    namespace["run"](dict(options, strategy="default", run_dir=str(tmp_path / "single")),
+                     str(tmp_path / "single.npz"))
     for proc, _ in procs:
         output, _ = proc.communicate(timeout=300)
         assert proc.returncode == 0, output.decode()[-3000:]
-    w0, w1 = (np.load(out) for _, out in procs)
-    assert int(w0["step"]) == int(w1["step"]) == 3
-    for key in w0.files:
-        np.testing.assert_allclose(w0[key], w1[key], rtol=1e-6)
-    assert glob.glob(str(tmp_path / "run" / "checkpoints" / "ckpt-*.index"))
-    assert not os.path.exists(tmp_path / "run" / ".worker_tmp")
+
+    init, single, step, replicas, multiworker = _sgd_run_result(tmp_path / "single.npz")
+    assert (step, replicas, multiworker) == (3, 1, False)
+    moved = max(float(np.abs(b - a).max()) for a, b in zip(init, single))
+    assert moved > 1e-2  # the steps did update the weights
+    for _, out in procs:
+        w_init, w_final, step, replicas, multiworker = _sgd_run_result(out)
+        assert (step, replicas, multiworker) == (3, 2, True)
+        for a, b in zip(w_init, init):
+            np.testing.assert_array_equal(a, b)
+        # The same update as one device on the whole batch (measured: within 2.4e-7,
+        # steps moved weights by 0.13). A loss summed instead of averaged over the
+        # replicas, or one replica's gradient alone, is 2x or half of it (a 2x loss
+        # scale: off by 0.32).
+        for a, b in zip(w_final, single):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * moved)
+    assert glob.glob(str(run_dirs[0] / "checkpoints" / "ckpt-*.index"))
+    assert os.path.exists(run_dirs[0] / "config.json")
+    assert glob.glob(str(run_dirs[0] / "logs" / "events.out.tfevents.*"))
+    # The non-chief worker took part in saving but left nothing behind.
+    left = [os.path.join(d, n) for d, dirs, files in os.walk(run_dirs[1]) for n in dirs + files]
+    assert left == [], left
 
 
 def test_cli_trains_and_reports_bad_input(ab_dataset, tmp_path):

@@ -15,7 +15,7 @@ from PIL import Image
 from tfi2i.errors import UserError
 from tfi2i.export import Translator, load, translate_files
 from tfi2i.export.savedmodel import keras_reference
-from tfi2i.export.translator import center_crop, keras_net, reflect_pad
+from tfi2i.export.translator import center_crop, keras_net, reflect_pad, write_image
 from tfi2i.nets import define_G
 
 FLOWERS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",
@@ -256,9 +256,32 @@ def test_export_and_translate_command_lines(run_dir, mixed_folder, tmp_path):
                  f"--output={out}", "--batch_size=2")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Translated 3 images" in result.stdout and "skipped 1" in result.stdout
-    for name in relative_images(out):
+    # Each file holds the translation of its own input by the exported BtoA generator:
+    # what translator.translate gives, and within rounding of the Keras generator the
+    # export came from.
+    translator = load(export_dir)
+    assert translator.directions == ["BtoA"]
+    names = relative_images(out)
+    assert len(names) == 3
+    for name in names:
         with Image.open(mixed_folder / name) as a, Image.open(out / name) as b:
             assert a.size == b.size
+            image, written = np.asarray(a.convert("RGB")), np.asarray(b.convert("RGB"))
+        expected = translator.translate(image)
+        keras_output = (keras_reference(model.G, image[None], 32)[0] + 1) * 127.5
+        assert np.abs(expected - keras_output).max() <= 0.501, name
+        # The same pixels, except where the other process's float rounding flipped a
+        # grey level; a JPEG output went through the same encoder, which spreads such a
+        # flip over its 8x8 block (measured: 0.08% of values, by <= 4).
+        if name.endswith(".png"):
+            diff = np.abs(written.astype(int) - expected)
+            assert (diff > 0).mean() < 0.005 and diff.max() <= 1, (name, (diff > 0).mean())
+        else:
+            write_image(str(tmp_path / "reference" / name), expected)
+            with Image.open(tmp_path / "reference" / name) as reference:
+                diff = np.abs(written.astype(int) - np.asarray(reference))
+            assert (diff > 0).mean() < 0.005 and diff.max() <= 8, (name, (diff > 0).mean())
+        assert np.abs(written.astype(int) - image).mean() > 10, name  # not the input
 
     # A user error is one line, without a traceback.
     result = cli("translate", f"--model={tmp_path / 'nope'}", f"--input={mixed_folder}",
