@@ -116,6 +116,9 @@ def test_required_options_are_named_when_missing(command_setups):
     (["--dataset=sample", "--best_metric=fid"], "best_metric"),
     (["--dataset=sample", "--n_epochs=0", "--n_epochs_decay=0"], "n_epochs"),
     (["--dataset=sample", "stray"], "stray"),
+    (["--dataset=sample", "--deterministic", "--jit_compile"], "jit_compile"),
+    (["--method=cyclegan", "--dataset=horse2zebra", "--eval_metrics=fid,psnr"], "psnr"),
+    (["--method=cyclegan", "--dataset=horse2zebra", "--input_nc=1"], "lambda_identity"),
     ([], "dataset"),
 ])
 def test_train_rejects_options_that_do_not_fit_together(argv, name):

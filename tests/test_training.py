@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import keras
 import numpy as np
@@ -314,8 +315,15 @@ def test_cli_trains_and_reports_bad_input(ab_dataset, tmp_path):
 @pytest.mark.parametrize("option", ["jit_compile", "mixed_precision"])
 def test_xla_and_mixed_precision_train(ab_dataset, tmp_path, option):
     try:
-        model = train(tiny_config(ab_dataset, tmp_path / option, max_steps=2,
-                                  deterministic=False, **{option: True}))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = train(tiny_config(ab_dataset, tmp_path / option, max_steps=2,
+                                      deterministic=False, **{option: True}))
+        if option == "jit_compile":
+            # Keras falls back to plain graph mode with only a warning (e.g. when op
+            # determinism was left on by an earlier run in this process).
+            assert not [w for w in caught if "jit_compile" in str(w.message)]
+            assert model.jit_compile is True
         if option == "mixed_precision":
             # bfloat16 compute on CPU; variables and outputs stay float32.
             assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"

@@ -22,6 +22,8 @@ from tfi2i.options import Option, check_values, defaults
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 STRATEGIES = ("auto", "mirrored", "multiworker", "one_device", "default")
 EVAL_METRICS = ("psnr", "ssim", "l1", "fid", "kid", "seg")
+# Metrics that compare each output with its own target: paired data only.
+PAIRED_METRICS = ("psnr", "ssim", "l1", "seg")
 LR_POLICIES = ("linear", "step", "cosine", "constant")
 
 # Shared with methods that need them (channels, which way the data go).
@@ -180,6 +182,9 @@ def check_platform_config(config):
                         "crop_size.")
     if config["n_epochs"] + config["n_epochs_decay"] < 1:
         raise UserError("--n_epochs plus --n_epochs_decay must be at least 1 (they are 0).")
+    if config["deterministic"] and config["jit_compile"]:
+        raise UserError("--deterministic and --jit_compile exclude each other: Keras runs "
+                        "without XLA when op determinism is on. Choose one.")
     best = config.get("best_metric")
     if best and best not in config["eval_metrics"]:
         raise UserError(f"--best_metric={best} is not among --eval_metrics="

@@ -20,6 +20,7 @@ import types
 import keras
 import tensorflow as tf
 
+from tfi2i.config import PAIRED_METRICS
 from tfi2i.errors import UserError
 from tfi2i.methods.options import check_crop_fits_generator
 from tfi2i.options import check_values, defaults
@@ -101,6 +102,12 @@ class TranslationModel(keras.Model):
         if config.get("unpaired") and cls.paired:
             raise UserError(f"--unpaired reads paired data as two unpaired domains, for unpaired "
                             f"methods; {cls.method_name} trains on the pairs: leave it off.")
+        paired_metrics = [m for m in config.get("eval_metrics", []) if m in PAIRED_METRICS]
+        if paired_metrics and not cls.paired:
+            raise UserError(f"--eval_metrics={','.join(config['eval_metrics'])}: "
+                            f"{', '.join(paired_metrics)} compare an output with its own target, "
+                            f"which unpaired data ({cls.method_name}) does not have; use fid "
+                            "or kid.")
         if "netG" in cls.option_names():
             check_crop_fits_generator(config)
 

@@ -80,6 +80,11 @@ def _set_precision_and_determinism(config):
     keras.utils.set_random_seed(int(config["seed"]))
     if config["deterministic"]:
         tf.config.experimental.enable_op_determinism()
+    else:
+        # Op determinism is process-wide and has no public switch back; left on by an
+        # earlier run in the same process, it would also make Keras drop jit_compile.
+        from tensorflow.python.framework import config as tf_config
+        tf_config.disable_op_determinism()
     if config["mixed_precision"]:
         # float16 needs a GPU to be fast; bfloat16 is the CPU's half type.
         policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
