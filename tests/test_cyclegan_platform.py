@@ -191,14 +191,9 @@ def test_paired_set_read_unpaired_trains_without_a_test_split(resumed_runs):
 
 @pytest.mark.parametrize("option", ["mixed_precision", "jit_compile"])
 def test_mixed_precision_and_xla_train(tmp_path, option):
-    from tensorflow.python.framework import config as tf_config
-
     data = write_unpaired_dataset(tmp_path / "data", counts=(("trainA", 2), ("trainB", 2)))
-    # Keras turns XLA off (with a warning) while op determinism is on, and an
-    # earlier deterministic run in this process left it on: deterministic=False
-    # does not turn it off again.
-    determinism = tf_config.is_op_determinism_enabled()
-    tf_config.disable_op_determinism()
+    # Keras turns XLA off (with a warning) while op determinism is on: the
+    # trainer must switch off what an earlier deterministic run switched on.
     logs = EpochLogs()
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -228,8 +223,6 @@ def test_mixed_precision_and_xla_train(tmp_path, option):
         assert out.dtype == tf.float32 and np.isfinite(out.numpy()).all()
     finally:
         keras.mixed_precision.set_global_policy("float32")
-        if determinism:
-            tf.config.experimental.enable_op_determinism()
 
 
 # -- the command-line apps ---------------------------------------------------------------------
@@ -418,16 +411,6 @@ def test_acceptance_run_on_iphone2dslr_flower(cli_run):
 
 
 # -- distribution (last: the XLA test ran 2x slower after it in one process) -------------------
-
-
-@pytest.fixture(scope="module")
-def mirrored_strategy():
-    # One strategy for the module: a second MirroredStrategy over the same
-    # devices in one process clashes with the first one's collective keys.
-    cpus = tf.config.list_logical_devices("CPU")
-    if len(cpus) < 2:
-        pytest.skip("needs 2 logical CPU devices (set up in conftest before TF starts)")
-    return tf.distribute.MirroredStrategy([d.name for d in cpus[:2]])
 
 
 def _free_port():
