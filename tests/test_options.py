@@ -214,6 +214,9 @@ def test_resume_rule_comes_from_the_declarations():
         run_config.merge_for_resume(saved, dict(saved, crop_size=32), {"crop_size"})
     merged = run_config.merge_for_resume(saved, dict(saved, max_steps=9), {"max_steps"})
     assert merged["max_steps"] == 9
+    # A run saved before an option existed resumes with that option's value of today.
+    older = {k: v for k, v in saved.items() if k != "unpaired"}
+    assert run_config.merge_for_resume(older, saved, set())["unpaired"] is False
 
 
 def test_lists_repeated_for_a_light_import_agree_with_their_modules():

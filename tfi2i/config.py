@@ -241,7 +241,8 @@ def merge_for_resume(saved, requested, explicit_keys):
     from tfi2i.methods import get_method
 
     allowed = resumable_keys(get_method(saved["method"]))
-    merged = dict(saved)
+    # Options added to the library after the run was saved take today's resolved value.
+    merged = {**requested, **saved}
     for key in explicit_keys:
         if requested.get(key) == saved.get(key):
             continue
