@@ -174,12 +174,8 @@ def check_platform_config(config):
     Raises:
         UserError: options that do not fit together, naming them and the fix.
     """
-    crops = config["preprocess"] in ("resize_and_crop", "scale_width_and_crop")
-    if crops and config["load_size"] < config["crop_size"]:
-        raise UserError(f"--load_size={config['load_size']} is smaller than --crop_size="
-                        f"{config['crop_size']}: with --preprocess={config['preprocess']} images "
-                        "are scaled to load_size and then cropped, so load_size must be at least "
-                        "crop_size.")
+    from tfi2i.data.pipeline import check_load_and_crop  # The pipeline's own rule.
+    check_load_and_crop(config["preprocess"], config["load_size"], config["crop_size"])
     if config["n_epochs"] + config["n_epochs_decay"] < 1:
         raise UserError("--n_epochs plus --n_epochs_decay must be at least 1 (they are 0).")
     if config["deterministic"] and config["jit_compile"]:

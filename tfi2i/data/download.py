@@ -62,7 +62,7 @@ def fetch_dataset(name, cache_dir=None, mirror=None, timeout=60):
     spec = DATASETS[name]
     cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     target = cache / spec.name
-    if all((target / f).is_dir() for f in spec.train_folders):
+    if spec.is_extracted_in(target):
         return target
     if target.exists():
         raise UserError(f"{target} exists but holds no {_folders(spec)} folder (an unfinished "
@@ -160,7 +160,7 @@ def _unpack(spec, archive, cache):
             os.rename(folder, destination)
         except OSError:
             # Another process finished the same dataset first: keep theirs.
-            if not all((destination / f).is_dir() for f in spec.train_folders):
+            if not spec.is_extracted_in(destination):
                 raise UserError(f"Could not move the extracted dataset to {destination}; "
                                 "is the cache folder writable?") from None
     finally:

@@ -257,14 +257,20 @@ def _check_options(direction, preprocess, load_size, crop_size, batch_size, epoc
         if value not in CHANNEL_COUNTS:
             raise UserError(f"{name} must be 1 (grayscale) or 3 (RGB), not {value!r} "
                             f"(--{name}).")
-    if preprocess in ("resize_and_crop", "scale_width_and_crop") and load_size < crop_size:
-        raise UserError(f"load_size ({load_size}) must be at least crop_size ({crop_size}) "
-                        f"with preprocess={preprocess}.")
+    check_load_and_crop(preprocess, load_size, crop_size)
     crops = preprocess == "resize_and_crop" or (training and preprocess.endswith("crop"))
     if crops and crop_size % size_divisor:
         raise UserError(f"crop_size {crop_size} is not a multiple of {size_divisor}, which the "
                         f"generator needs; use e.g. crop_size="
                         f"{max(size_divisor, round(crop_size / size_divisor) * size_divisor)}.")
+
+
+def check_load_and_crop(preprocess, load_size, crop_size):
+    """Raises UserError if a mode that scales to load_size, then crops, has load_size < crop_size."""
+    if preprocess in ("resize_and_crop", "scale_width_and_crop") and load_size < crop_size:
+        raise UserError(f"--load_size={load_size} is smaller than --crop_size={crop_size}: with "
+                        f"--preprocess={preprocess} images are scaled to load_size and then "
+                        "cropped, so load_size must be at least crop_size.")
 
 
 def _folder_channels(direction, input_nc, output_nc):

@@ -66,6 +66,10 @@ class DatasetSpec:
         """The folders an extracted dataset must have: train/, or trainA/ and trainB/."""
         return ("trainA", "trainB") if self.unpaired else ("train",)
 
+    def is_extracted_in(self, folder):
+        """Whether `folder` holds this dataset's training folders (an extracted copy)."""
+        return all((folder / name).is_dir() for name in self.train_folders)
+
     def url(self, base_url=None):
         """The archive's URL, served from `base_url` (a mirror) if given."""
         return f"{(base_url or self.base_url).rstrip('/')}/{self.archive_name}"
