@@ -266,7 +266,7 @@ def _check_options(direction, preprocess, load_size, crop_size, batch_size, epoc
 
 
 def check_load_and_crop(preprocess, load_size, crop_size):
-    """Raises UserError if a mode that scales to load_size, then crops, has load_size < crop_size."""
+    """Raises UserError if a mode that scales, then crops, has load_size < crop_size."""
     if preprocess in ("resize_and_crop", "scale_width_and_crop") and load_size < crop_size:
         raise UserError(f"--load_size={load_size} is smaller than --crop_size={crop_size}: with "
                         f"--preprocess={preprocess} images are scaled to load_size and then "
