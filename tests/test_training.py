@@ -64,6 +64,33 @@ def test_compile_requires_one_optimizer_per_network():
         model.compile(g_optimizer=_adam())
 
 
+def test_weight_decay_is_pytorch_l2_added_to_every_gradient():
+    # A loss with zero gradient isolates the decay: SGD then moves each
+    # variable by -lr * weight_decay * w, PyTorch's coupled L2 (not AdamW's).
+    model = Pix2Pix(**TINY)
+    model.compile(g_optimizer=keras.optimizers.SGD(0.5), d_optimizer=keras.optimizers.SGD(0.5),
+                  weight_decay=0.1)
+    model.build_for_size(32, 32)
+    before = [v.numpy().copy() for v in model.group_variables("d")]
+    with tf.GradientTape() as tape:
+        loss = tf.add_n([0.0 * tf.reduce_sum(v) for v in model.group_variables("d")])
+    model.apply("d", tape, loss)
+    for b, v in zip(before, model.group_variables("d")):
+        np.testing.assert_allclose(v.numpy(), b * (1 - 0.5 * 0.1), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name, cls", [("adam", keras.optimizers.Adam),
+                                       ("rmsprop", keras.optimizers.RMSprop)])
+def test_optimizer_option_builds_that_optimizer_for_every_group(ab_dataset, tmp_path, name, cls):
+    from tfi2i.training.trainer import build_compiled_model
+    config = tiny_config(ab_dataset, tmp_path, optimizer=name, weight_decay=1e-5, lr=5e-5)
+    model, _ = build_compiled_model(config, 4, tf.distribute.get_strategy())
+    for group in model.optimizer_groups:
+        assert isinstance(model.optimizers[group], cls)
+        assert float(model.optimizers[group].learning_rate) == pytest.approx(5e-5)
+    assert model.weight_decay == 1e-5
+
+
 def test_config_precedence_and_unknown_options():
     config = resolve_config("pix2pix", "facades", {"batch_size": 8})
     assert config["direction"] == "BtoA"          # dataset preset

@@ -25,6 +25,7 @@ EVAL_METRICS = ("psnr", "ssim", "l1", "fid", "kid", "seg")
 # Metrics that compare each output with its own target: paired data only.
 PAIRED_METRICS = ("psnr", "ssim", "l1", "seg")
 LR_POLICIES = ("linear", "step", "cosine", "constant")
+OPTIMIZERS = ("adam", "rmsprop")
 
 # Shared with methods that need them (channels, which way the data go).
 DIRECTION = Option("direction", str, "AtoB", "Translate A to B or B to A.",
@@ -69,9 +70,15 @@ PLATFORM_OPTIONS = (
            min=0, **_Resumable),
     Option("max_steps", int, None, "Stop after this many steps in all (for smoke runs).", min=1,
            **_Resumable),
+    Option("optimizer", str, "adam", "Optimizer of every network group: adam (beta1, beta2) "
+           "or rmsprop (rho 0.9, no momentum: tf.compat.v1's RMSProp, which WGAN-style "
+           "critics use).", choices=OPTIMIZERS),
     Option("lr", float, 0.0002, "Initial learning rate.", min=0.0),
     Option("beta1", float, 0.5, "Adam beta1.", min=0.0, max=1.0),
     Option("beta2", float, 0.999, "Adam beta2.", min=0.0, max=1.0),
+    Option("weight_decay", float, 0.0, "L2 weight decay as in PyTorch's optimizers: "
+           "weight_decay * w is added to every gradient (coupled, not AdamW's decoupled "
+           "decay).", min=0.0),
     Option("lr_policy", str, "linear", "Learning-rate policy.", choices=LR_POLICIES),
     Option("lr_decay_iters", int, 50, "For --lr_policy=step: epochs between x0.1.", min=1),
     # The run.

@@ -131,14 +131,28 @@ class TranslationModel(keras.Model):
     def build_discriminators(self, height, width):
         """Creates the discriminators' variables (a method overrides it)."""
 
-    def compile(self, jit_compile=False, **optimizers):
-        """Takes one optimizer per network group, e.g. g_optimizer, d_optimizer."""
+    def compile(self, jit_compile=False, weight_decay=0.0, **optimizers):
+        """Takes one optimizer per network group, e.g. g_optimizer, d_optimizer.
+
+        Args:
+            jit_compile: compile the train step with XLA.
+            weight_decay: L2 weight decay the way PyTorch's optimizers apply it
+                (the papers' reference code): `weight_decay * w` is added to
+                the gradient of every trainable variable, before the
+                optimizer's own update. Keras optimizers' `weight_decay`
+                argument is AdamW's decoupled decay instead, which is not what
+                the references train with.
+            **optimizers: `<group>_optimizer` for each of `optimizer_groups`.
+        """
         expected = {f"{g}_optimizer" for g in self.optimizer_groups}
         if set(optimizers) != expected:
             raise TypeError(f"{type(self).__name__}.compile() takes "
                             f"{', '.join(sorted(expected))}; got {', '.join(sorted(optimizers))}.")
         # optimizer=None: a bare compile() would create an unused RMSprop.
         super().compile(optimizer=None, jit_compile=jit_compile)
+        if weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}.")
+        self.weight_decay = float(weight_decay)
         self.optimizers = {}
         for group in self.optimizer_groups:
             opt = optimizers[f"{group}_optimizer"]
@@ -178,6 +192,9 @@ class TranslationModel(keras.Model):
         if isinstance(opt, keras.optimizers.LossScaleOptimizer):
             loss = opt.scale_loss(loss)
         grads = tape.gradient(loss, variables)
+        if getattr(self, "weight_decay", 0.0):
+            grads = [None if g is None else g + self.weight_decay * tf.cast(v, g.dtype)
+                     for g, v in zip(grads, variables)]
         opt.apply(grads, variables)
 
     def _update_trackers(self, values):

@@ -52,7 +52,12 @@ def prepare_run_config(config, explicit_keys=(), resume=True):
 
 
 def _optimizer(config, schedule):
-    opt = keras.optimizers.Adam(schedule, beta_1=config["beta1"], beta_2=config["beta2"])
+    if config["optimizer"] == "rmsprop":
+        # tf.compat.v1.train.RMSPropOptimizer's decay and momentum (the
+        # DualGAN code's optimizer); Keras starts its mean square at 0, TF1 at 1.
+        opt = keras.optimizers.RMSprop(schedule, rho=0.9, momentum=0.0)
+    else:
+        opt = keras.optimizers.Adam(schedule, beta_1=config["beta1"], beta_2=config["beta2"])
     if keras.mixed_precision.global_policy().name == "mixed_float16":
         opt = keras.optimizers.LossScaleOptimizer(opt)
     return opt
@@ -71,7 +76,8 @@ def build_compiled_model(config, steps_per_epoch, strategy):
                                      config["n_epochs"], config["n_epochs_decay"],
                                      config["lr_decay_iters"])
             opts[f"{group}_optimizer"] = _optimizer(config, schedule)
-        model.compile(jit_compile=bool(config["jit_compile"]), **opts)
+        model.compile(jit_compile=bool(config["jit_compile"]),
+                      weight_decay=config["weight_decay"], **opts)
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
     return model, epoch
 
