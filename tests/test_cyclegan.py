@@ -122,6 +122,31 @@ def test_presets_and_run_config():
     assert {model.fake_A_pool.seed, model.fake_B_pool.seed} == {6, 7}
 
 
+def test_ablation_presets_layer_over_the_dataset_and_under_flags(tmp_path):
+    from tfi2i.training.trainer import default_run_dir
+    config = resolve_config("cyclegan", "cityscapes", {"preset": "gan_forward_cycle"})
+    assert (config["lambda_A"], config["lambda_B"], config["lambda_identity"]) == (10.0, 0.0, 0.0)
+    assert config["crop_size"] == 128                       # the dataset's preset still applies
+    assert config["preset"] == "gan_forward_cycle"          # recorded in config.json
+    assert default_run_dir(config) == "runs/cyclegan_gan_forward_cycle_cityscapes"
+    flags = resolve_config("cyclegan", None, {"preset": "gan_only", "lambda_identity": 0.5})
+    assert (flags["lambda_A"], flags["lambda_identity"]) == (0.0, 0.5)
+    with pytest.raises(UserError, match="not a preset of cyclegan; its presets: cycle_only"):
+        resolve_config("cyclegan", None, {"preset": "gan_alone"})
+    with pytest.raises(UserError, match="not a preset of pix2pix; it has none"):
+        resolve_config("pix2pix", None, {"preset": "gan_only"})
+
+
+def test_cycle_alone_has_no_adversarial_term_and_leaves_D_untrained():
+    model = make(g_lr=0.1, d_lr=0.1, lambda_gan=0.0, lambda_identity=0.0)
+    a, b = domain(0), domain(1)
+    d0 = [v.numpy().copy() for v in model.group_variables("d")]
+    logs = step(model, a, b)
+    assert logs["g_loss"] == pytest.approx(10 * logs["cycle_A"] + 10 * logs["cycle_B"], rel=1e-5)
+    assert int(model.d_optimizer.iterations.numpy()) == 0
+    assert all(np.array_equal(x, v.numpy()) for x, v in zip(d0, model.group_variables("d")))
+
+
 def test_get_config_round_trip():
     model = CycleGAN(**TINY, lambda_A=3.0, pool_size=5, direction="BtoA", gan_mode="hinge")
     again = CycleGAN.from_config(model.get_config())

@@ -201,6 +201,13 @@ def test_presets_hold_only_declared_options_that_differ_from_the_defaults():
             config = resolve_config(method, dataset)  # Every preset passes the checks.
             for key, value in values.items():
                 assert config[key] == declared[key].check(value)
+        for name, values in preset["presets"].items():
+            assert set(values) <= set(declared), (method, name)
+            config = resolve_config(method, None, {"preset": name})
+            for key, value in values.items():
+                assert config[key] == declared[key].check(value), (method, name, key)
+                # A preset changes what it names: repeating a default says nothing.
+                assert declared[key].check(value) != declared[key].default, (method, name, key)
 
 
 def test_resume_rule_comes_from_the_declarations():

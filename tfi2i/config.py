@@ -1,4 +1,5 @@
-"""Run configuration: library defaults < method defaults < method preset < dataset preset < flags.
+"""Run configuration: library defaults < method defaults < method preset < dataset preset
+< named preset (--preset) < flags.
 
 A run config is one flat dict. It is written as `config.json` in the run
 directory before training starts, and it is the whole truth about a run:
@@ -40,6 +41,10 @@ _Resumable = dict(resumable=True)
 # Options of the training platform, shared by every method.
 PLATFORM_OPTIONS = (
     Option("method", str, "pix2pix", "Translation method."),
+    Option("preset", str, None, "A named variant of the method, from the \"presets\" of its "
+           "configs/<method>.json (e.g. cyclegan's ablations: gan_only, cycle_only, "
+           "gan_forward_cycle, gan_backward_cycle). It applies over the dataset's preset; "
+           "flags still win."),
     Option("dataset", str, None, "Named dataset (see the README), downloaded into --cache_dir."),
     Option("data_dir", str, None, "A local dataset folder with train/ and test/ (or val/) "
            "subfolders, or trainA/ trainB/ for unpaired data.", must_exist=True, **_Resumable),
@@ -120,13 +125,14 @@ def load_preset(method):
     try:
         text = importlib.resources.files("tfi2i.configs").joinpath(f"{method}.json").read_text()
     except FileNotFoundError:
-        return {"defaults": {}, "datasets": {}}
+        return {"defaults": {}, "datasets": {}, "presets": {}}
     preset = json.loads(text)
     # Keys starting with "_" are notes (sources, remarks), not options.
     return {"defaults": _settings(preset.get("defaults", {})),
-            "datasets": {name: _settings(values)
-                         for name, values in preset.get("datasets", {}).items()
-                         if not name.startswith("_")}}
+            **{section: {name: _settings(values)
+                         for name, values in preset.get(section, {}).items()
+                         if not name.startswith("_")}
+               for section in ("datasets", "presets")}}
 
 
 def _settings(values):
@@ -167,6 +173,13 @@ def resolve_config(method, dataset=None, overrides=None):
     config.update(preset["defaults"])
     if dataset and dataset in preset["datasets"]:
         config.update(preset["datasets"][dataset])
+    variant = overrides.get("preset")
+    if variant is not None:
+        if variant not in preset["presets"]:
+            raise UserError(f"--preset={variant} is not a preset of {method}; "
+                            + (f"its presets: {', '.join(sorted(preset['presets']))}."
+                               if preset["presets"] else "it has none."))
+        config.update(preset["presets"][variant])
     config.update({"method": method, "dataset": dataset})
     config.update(overrides)
     config = check_values(options, config)

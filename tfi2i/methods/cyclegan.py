@@ -3,7 +3,7 @@
 Zhu, Park, Isola, Efros. "Unpaired Image-to-Image Translation using
 Cycle-Consistent Adversarial Networks", ICCV 2017.
 
-    L = L_GAN(G_A, D_B) + L_GAN(G_B, D_A)
+    L = lambda_gan * (L_GAN(G_A, D_B) + L_GAN(G_B, D_A))
         + lambda_A * |G_B(G_A(a)) - a|_1 + lambda_B * |G_A(G_B(b)) - b|_1
         + lambda_identity * (lambda_B * |G_A(b) - b|_1 + lambda_A * |G_B(a) - a|_1)
 
@@ -82,6 +82,9 @@ class CycleGAN(TranslationModel):
         NETG.with_default("resnet_9blocks"), NETD, INPUT_NC, OUTPUT_NC, NGF, NDF, N_LAYERS_D,
         NORM.with_default("instance"), USE_DROPOUT.with_default(False), INIT_TYPE, INIT_GAIN,
         GAN_MODE.with_default("lsgan"),
+        Option("lambda_gan", float, 1.0, "Weight of the adversarial terms (1 in the paper); "
+               "0 trains the generators on the cycle loss alone and the discriminators not at "
+               "all (the paper's \"cycle alone\" ablation).", min=0.0),
         Option("lambda_A", float, 10.0, "Weight of the cycle loss A -> B -> A.", min=0.0),
         Option("lambda_B", float, 10.0, "Weight of the cycle loss B -> A -> B.", min=0.0),
         Option("lambda_identity", float, 0.5, "Weight of the identity loss, relative to the "
@@ -219,7 +222,7 @@ class CycleGAN(TranslationModel):
             terms["idt_B"] = losses.l1_loss(images["idt_B"], real_A)
         else:
             terms["idt_A"] = terms["idt_B"] = tf.zeros_like(terms["cycle_A"])
-        terms["g_loss"] = (terms["G_A"] + terms["G_B"]
+        terms["g_loss"] = (hp.lambda_gan * (terms["G_A"] + terms["G_B"])
                            + hp.lambda_A * terms["cycle_A"] + hp.lambda_B * terms["cycle_B"]
                            + hp.lambda_identity * (hp.lambda_B * terms["idt_A"]
                                                    + hp.lambda_A * terms["idt_B"]))
@@ -254,6 +257,9 @@ class CycleGAN(TranslationModel):
             g_terms, images = self.generator_losses(real_A, real_B)
             g_scalar = self.average(g_terms["g_loss"])
         self.apply("g", g_tape, g_scalar)
+        if self.hp.lambda_gan == 0:
+            # Nothing learns from the discriminators: leave them untrained.
+            return self._update_trackers(g_terms)
         # 2. Both discriminators, one update, on pooled fakes made before the
         # G update (the reference's order). Each replica queries its own pool.
         fake_A = self.fake_A_pool.query(tf.stop_gradient(images["fake_A"]))

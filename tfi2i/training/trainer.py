@@ -30,9 +30,10 @@ from tfi2i.training.strategy import get_strategy, worker_info
 
 
 def default_run_dir(config):
-    """runs/<method>_<dataset or data folder>, one folder even for names like cyclegan/facades."""
+    """runs/<method>[_<preset>]_<dataset or data folder>, one folder even for cyclegan/facades."""
     source = config.get("dataset") or os.path.basename(os.path.normpath(config["data_dir"] or "data"))
-    return os.path.join("runs", re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{config['method']}_{source}"))
+    name = "_".join(filter(None, (config["method"], config.get("preset"), source)))
+    return os.path.join("runs", re.sub(r"[^A-Za-z0-9_.-]+", "_", name))
 
 
 def prepare_run_config(config, explicit_keys=(), resume=True):
