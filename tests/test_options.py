@@ -6,12 +6,14 @@ option that a new method or command adds is covered without editing this file.
 
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
 from tfi2i import config as run_config
+from tfi2i.cli import compare as compare_cli
 from tfi2i.cli import eval as eval_cli
 from tfi2i.cli import export as export_cli
 from tfi2i.cli import train as train_cli
@@ -72,10 +74,23 @@ def command_setups(tmp_path):
         "eval --fake_dir": (eval_cli.OPTIONS, [f"--real_dir={images}", f"--fake_dir={images}"],
                             eval_cli.check),
     }
+    setups["compare"] = (compare_cli.OPTIONS, ["--runs=cyclegan", f"--data_dir={images}",
+                                               f"--output={tmp_path / 'cmp'}", "--max_steps=1"],
+                         compare_cli.check)
     for method in METHODS:
         setups[f"train --method={method}"] = (
             train_cli.OPTIONS, [f"--method={method}", "--dataset=sample"], train_cli.check)
     return setups
+
+
+def test_every_command_is_walked(command_setups):
+    # A new console script must join command_setups, so that its options are walked too.
+    with open(os.path.join(REPO, "setup.py")) as f:
+        text = f.read()
+    modules = set(re.findall(r'"tfi2i-[\w-]+=tfi2i\.cli\.(\w+):\w+"', text))
+    walked = {command.split()[0] for command in command_setups}
+    missing = sorted(m for m in modules if m.rstrip("_") not in walked)
+    assert modules and not missing, f"add these commands to command_setups: {missing}"
 
 
 def test_every_option_of_every_command_rejects_invalid_values_in_one_line(command_setups):

@@ -1,0 +1,80 @@
+"""tfi2i-compare: the same budget and the same scores for every entry, the table, reuse."""
+
+import json
+import os
+
+import pytest
+
+from tfi2i.cli.common import parse_args
+from tfi2i.cli.compare import BASELINE, OPTIONS, check, compare, markdown_table, plan_runs
+from tfi2i.errors import UserError
+
+from conftest import write_ab_dataset
+
+TINY = ("ngf=8,ndf=8,netG=resnet_6blocks,batch_size=2,save_every_steps=2,deterministic=True,"
+        "val_batches=1")
+
+
+def args_for(*argv):
+    return parse_args(OPTIONS, list(argv), check=check)[0]
+
+
+def test_plan_trains_unpaired_methods_once_and_paired_ones_per_direction(tmp_path):
+    args = args_for("--runs=cyclegan:gan_only,pix2pix", f"--data_dir={tmp_path}",
+                    "--output=out", "--max_steps=3", "--directions=BtoA,AtoB")
+    plan = [(name, direction, scored) for _, name, _, _, direction, scored in plan_runs(args)]
+    assert plan == [("cyclegan_gan_only", "BtoA", ["BtoA", "AtoB"]),
+                    ("pix2pix_BtoA", "BtoA", ["BtoA"]), ("pix2pix_AtoB", "AtoB", ["AtoB"])]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--runs=cyclegan:gan_alone"], "'gan_alone' is not a preset of cyclegan"),
+    (["--runs=cyclegann"], "Unknown method 'cyclegann'"),
+    (["--runs=pix2pix,pix2pix"], "lists an entry twice"),
+    (["--runs=pix2pix", "--metrics=fid,seg"], "needs --seg_direction"),
+])
+def test_bad_entries_are_refused_before_any_work(tmp_path, argv, message):
+    with pytest.raises(UserError, match=message):
+        args_for(*argv, f"--data_dir={tmp_path}", "--output=out", "--max_steps=3")
+
+
+def test_compare_trains_scores_and_reuses_runs(tmp_path):
+    data = write_ab_dataset(tmp_path / "data", splits=(("train", 4), ("test", 3)))
+    out = tmp_path / "out"
+    # One unpaired entry end to end (the paired path differs only in the plan, above).
+    argv = ["--runs=cyclegan:cycle_only", f"--data_dir={data}", f"--output={out}",
+            "--max_steps=2", "--crop_size=32", "--directions=AtoB", "--metrics=fid",
+            f"--hparams={TINY}"]
+    table, text = compare(args_for(*argv))
+    runs = table["runs"]
+    assert sorted(runs) == ["cyclegan_cycle_only"]
+    assert all(r["steps"] == 2 for r in runs.values())
+    assert runs["cyclegan_cycle_only"]["options"]["lambda_gan"] == 0.0
+    # The unpaired method read the paired files as two domains.
+    config = json.loads((out / "runs" / "cyclegan_cycle_only" / "config.json").read_text())
+    assert config["unpaired"] is True and config["preset"] == "cycle_only"
+    for entry in (BASELINE, "cyclegan:cycle_only"):
+        fid = table["scores"][entry]["AtoB"]["fid"]
+        assert fid >= 0 and f"| {entry} |" in text
+    for folder in ("input", "target", "cyclegan_cycle_only"):
+        assert sorted(os.listdir(out / "images" / "AtoB" / folder)) == [
+            "000.png", "001.png", "002.png"]
+    assert json.loads((out / "table.json").read_text())["scores"] == json.loads(
+        json.dumps(table["scores"]))
+    # A second comparison with the same budget reuses the trained runs as they are.
+    checkpoint = out / "runs" / "cyclegan_cycle_only" / "checkpoints" / "checkpoint"
+    mtime = os.path.getmtime(checkpoint)
+    again, _ = compare(args_for(*argv))
+    assert os.path.getmtime(checkpoint) == mtime
+    assert again["scores"]["cyclegan:cycle_only"]["AtoB"]["fid"] == pytest.approx(
+        table["scores"]["cyclegan:cycle_only"]["AtoB"]["fid"], rel=1e-4)
+
+
+def test_markdown_table_has_a_column_group_per_direction():
+    rows = {BASELINE: {"AtoB": {"fid": 300.0}, "BtoA": {"fid": 250.5}},
+            "cyclegan": {"AtoB": {"fid": 120.25, "seg_class_iou": 0.1}}}
+    text = markdown_table(rows, ["AtoB", "BtoA"], ["fid", "seg"])
+    lines = text.splitlines()
+    assert lines[0] == "| entry | AtoB FID | AtoB seg class IoU | BtoA FID | BtoA seg class IoU |"
+    assert lines[2] == f"| {BASELINE} | 300 |  | 250.5 |  |"
+    assert lines[3] == "| cyclegan | 120.2 | 0.1 |  |  |"
