@@ -53,3 +53,71 @@ def test_reconstruction_losses_and_unknown_names():
         losses.reconstruction_loss("l3")
     with pytest.raises(UserError, match="gan_mode"):
         losses.check_gan_mode("wasserstein")
+
+
+# -- MMD between feature statistics, against direct NumPy computations -----------------
+
+def _np_samples(features):
+    f = np.asarray(features, np.float64)
+    return f.reshape(-1, f.shape[-1])
+
+
+def _np_mmd2(x, y, kernel):
+    kxx, kyy, kxy = kernel(x, x), kernel(y, y), kernel(x, y)
+    return kxx.mean() + kyy.mean() - 2 * kxy.mean()
+
+
+@pytest.mark.parametrize("kernel", ["gaussian", "linear", "gram"])
+def test_mmd_loss_matches_a_direct_numpy_computation(kernel):
+    rng = np.random.default_rng(0)
+    # Two maps of different widths; real and fake batches of different sizes.
+    real = [rng.normal(size=(3, 4, 4, 5)), rng.normal(1.0, 2.0, size=(3, 2, 2, 8))]
+    fake = [rng.normal(0.5, 1.0, size=(2, 4, 4, 5)), rng.normal(size=(2, 2, 2, 8))]
+    expected = 0.0
+    for r, f in zip(real, fake):
+        x, y = _np_samples(r), _np_samples(f)
+        c = x.shape[1]
+        if kernel == "gaussian":
+            def k(a, b):
+                d2 = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1) / c
+                return sum(np.exp(-d2 / (2 * s * s)) for s in losses.MMD_BANDWIDTHS)
+        elif kernel == "linear":
+            k = lambda a, b: a @ b.T / c
+        else:
+            k = lambda a, b: (a @ b.T / c) ** 2
+        expected += _np_mmd2(x, y, k)
+    got = losses.mmd_loss([tf.constant(r, tf.float32) for r in real],
+                          [tf.constant(f, tf.float32) for f in fake], kernel=kernel).numpy()
+    assert got.shape == (2,)
+    np.testing.assert_allclose(got, expected, rtol=2e-4, atol=1e-6)
+
+
+def test_mmd_loss_is_zero_for_equal_sets_and_refuses_unknown_kernels():
+    x = [tf.random.normal([2, 3, 3, 4], seed=1)]
+    for kernel in losses.MMD_KERNELS:
+        assert float(losses.mmd_loss(x, x, kernel=kernel)[0]) == pytest.approx(0.0, abs=1e-5)
+    with pytest.raises(UserError, match="Unknown MMD kernel 'rbf'"):
+        losses.mmd_loss(x, x, kernel="rbf")
+
+
+def test_feature_matching_loss_matches_a_direct_numpy_computation():
+    """DiscoGAN's feature matching: per map, the mean over its elements of the squared
+    difference of the real and fake batch means; summed over the maps; one value per fake."""
+    rng = np.random.default_rng(0)
+    real = [rng.normal(size=(3, 4, 4, 2)).astype(np.float32),
+            rng.normal(size=(3, 2, 2, 5)).astype(np.float32)]
+    fake = [rng.normal(1.0, 2.0, size=(2, 4, 4, 2)).astype(np.float32),
+            rng.normal(size=(2, 2, 2, 5)).astype(np.float32)]
+    expected = sum(((r.astype(np.float64).mean(0) - f.astype(np.float64).mean(0)) ** 2).mean()
+                   for r, f in zip(real, fake))
+    loss = losses.feature_matching_loss(real, fake).numpy()
+    assert loss.shape == (2,)
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+    # Batch means, not per-example distances: shuffling the fakes' batch changes nothing,
+    # and equal means score 0 however different the examples.
+    np.testing.assert_allclose(losses.feature_matching_loss(real, [f[::-1] for f in fake]),
+                               loss, rtol=1e-6)
+    flipped = [np.concatenate([r, 2 * r.mean(0, keepdims=True) - r]) for r in real]
+    assert float(losses.feature_matching_loss(real, flipped)[0]) == pytest.approx(0, abs=1e-10)
+    with pytest.raises(ValueError, match="as many real as fake"):
+        losses.feature_matching_loss(real, fake[:1])

@@ -113,3 +113,161 @@ def reconstruction_loss(kind):
             f"Unknown reconstruction loss {kind!r}; choose one of "
             f"{', '.join(RECONSTRUCTION_LOSSES)}.")
     return RECONSTRUCTION_LOSSES[kind]
+
+
+def _global_batch_mean(x):
+    """Mean over the batch axis, over the global batch under a tf.distribute strategy.
+
+    Each replica sums its own examples; `all_reduce` (differentiable: its gradient is the
+    all-reduce of the gradients) adds the replicas' sums and counts, so every replica sees
+    the mean of the whole batch, as one device would.
+    """
+    x = tf.cast(x, tf.float32)
+    total = tf.reduce_sum(x, axis=0)
+    count = tf.cast(tf.shape(x)[0], tf.float32)
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+        total, count = context.all_reduce("sum", [total, count])
+    return total / count
+
+
+def feature_matching_loss(real_features, fake_features):
+    """Feature matching on batch means, as DiscoGAN's reference code computes it.
+
+    For each pair of feature maps (a discriminator's intermediate activations on real and
+    on generated images, [batch, ...] each): the mean squared difference between the batch
+    mean of the real features and the batch mean of the fake ones, averaged over the
+    feature map's elements; then summed over the maps. That is the reference's
+    `get_fm_loss`: `HingeEmbeddingLoss(l2, ones)` of `l2 = (real.mean(0) -
+    fake.mean(0))**2` is just the mean of `l2` (the hinge only acts on targets -1), so the
+    distance is a squared L2 (MSE) between batch means, not an L1 and not a norm.
+
+    The loss belongs to the batch, not to single examples: it is returned as that value
+    for every example, so that `tf.nn.compute_average_loss` (sum / global batch) gives it
+    back. Under a tf.distribute strategy the batch means are taken over the global batch.
+
+    Args:
+        real_features, fake_features: equally long lists of tensors; the i-th real and fake
+            maps have the same shape except possibly the batch size.
+
+    Returns:
+        Shape [batch of fake_features]: the loss, repeated.
+    """
+    if len(real_features) != len(fake_features) or not real_features:
+        raise ValueError(f"feature_matching_loss needs as many real as fake feature maps "
+                         f"(at least one); got {len(real_features)} and {len(fake_features)}.")
+    loss = 0.0
+    for real, fake in zip(real_features, fake_features):
+        loss += tf.reduce_mean(tf.square(_global_batch_mean(real) - _global_batch_mean(fake)))
+    return tf.fill([tf.shape(fake_features[0])[0]], loss)
+
+
+# Bandwidths of the Gaussian-kernel MMD, in units of the per-channel RMS distance (see
+# `mmd_loss`): a sum of kernels covers distances from about a tenth to ten times typical.
+MMD_BANDWIDTHS = (0.25, 0.5, 1.0, 2.0, 4.0)
+MMD_KERNELS = ("gaussian", "linear", "gram")
+
+
+def _feature_vectors(features):
+    """[batch, ..., C] -> [batch * positions, C]: every position's feature vector a sample."""
+    features = tf.cast(features, tf.float32)
+    return tf.reshape(features, [-1, tf.shape(features)[-1]])
+
+
+def _gaussian_mmd2(x, y, bandwidths):
+    """Biased MMD^2 estimate between sample sets x [n, C] and y [m, C]."""
+    channels = tf.cast(tf.shape(x)[1], tf.float32)
+
+    def kernel(a, b):
+        # Squared distances per channel, so that bandwidths do not depend on the width.
+        d2 = (tf.reduce_sum(a * a, 1)[:, None] + tf.reduce_sum(b * b, 1)[None, :]
+              - 2.0 * tf.matmul(a, b, transpose_b=True))
+        d2 = tf.maximum(d2, 0.0) / channels
+        return tf.add_n([tf.exp(-d2 / (2.0 * s * s)) for s in bandwidths])
+
+    return (tf.reduce_mean(kernel(x, x)) + tf.reduce_mean(kernel(y, y))
+            - 2.0 * tf.reduce_mean(kernel(x, y)))
+
+
+def _subsample(x, max_samples):
+    n = tf.shape(x)[0]
+    return tf.cond(n > max_samples,
+                   lambda: tf.gather(x, tf.random.shuffle(tf.range(n))[:max_samples]),
+                   lambda: x)
+
+
+def mmd_loss(real_features, fake_features, kernel="gaussian", bandwidths=MMD_BANDWIDTHS,
+             max_samples=1024):
+    """Maximum mean discrepancy between real and generated feature statistics.
+
+    The samples are the feature vectors at every position of a feature map, pooled over
+    the batch: a [batch, H, W, C] map gives batch * H * W samples of C numbers, for the
+    real images and for the fakes. Per map, then summed over the maps:
+
+    - "gaussian": the biased MMD^2 estimate with a sum of Gaussian kernels
+      k(a, b) = sum_s exp(-|a - b|^2 / (2 s^2 C)) over `bandwidths` s (distances per
+      channel, so that one set of bandwidths fits narrow and wide layers); it compares
+      every moment of the two distributions (MMD GAN, Li et al. 2017). At most
+      `max_samples` random samples of each set enter (the kernel matrices grow with the
+      square).
+    - "linear": k(a, b) = a.b / C, so MMD^2 = |mean(a) - mean(b)|^2 / C: the first moments,
+      which is feature matching (Salimans et al. 2016) of the per-channel means.
+    - "gram": k(a, b) = (a.b / C)^2, so MMD^2 = |E[a a^T] - E[b b^T]|_F^2 / C^2: the second
+      moments, the Gram-matrix (style) loss, which Li et al. 2017 ("Demystifying Neural
+      Style Transfer") showed is this polynomial-kernel MMD.
+
+    "linear" and "gram" are moments, taken over the global batch under a tf.distribute
+    strategy; "gaussian" compares each replica's own samples (its pairwise kernel does not
+    split into per-replica sums).
+
+    Like `feature_matching_loss`, the loss belongs to the batch: it is returned repeated
+    for every example of the fakes.
+
+    Args:
+        real_features, fake_features: equally long lists of [batch, ..., C] tensors (e.g. a
+            discriminator's activations on real and on generated images).
+        kernel: one of `MMD_KERNELS`.
+        bandwidths: the Gaussian kernel's bandwidths.
+        max_samples: the Gaussian kernel's cap on samples per set.
+
+    Returns:
+        Shape [batch of fake_features]: the loss, repeated.
+    """
+    if kernel not in MMD_KERNELS:
+        raise UserError(f"Unknown MMD kernel {kernel!r}; choose one of "
+                        f"{', '.join(MMD_KERNELS)}.")
+    if len(real_features) != len(fake_features) or not real_features:
+        raise ValueError(f"mmd_loss needs as many real as fake feature maps (at least one); "
+                         f"got {len(real_features)} and {len(fake_features)}.")
+    loss = 0.0
+    for real, fake in zip(real_features, fake_features):
+        x, y = _feature_vectors(real), _feature_vectors(fake)
+        channels = tf.cast(tf.shape(x)[1], tf.float32)
+        if kernel == "gaussian":
+            loss += _gaussian_mmd2(_subsample(x, max_samples), _subsample(y, max_samples),
+                                   bandwidths)
+            continue
+        # Moments per example (over its positions), then over the global batch.
+        def moments(features):
+            features = tf.cast(features, tf.float32)
+            batch = tf.shape(features)[0]
+            v = tf.reshape(features, [batch, -1, tf.shape(features)[-1]])
+            if kernel == "linear":
+                return _global_batch_mean(tf.reduce_mean(v, axis=1)) / tf.sqrt(channels)
+            gram = tf.matmul(v, v, transpose_a=True) / tf.cast(tf.shape(v)[1], tf.float32)
+            return _global_batch_mean(gram) / channels
+
+        loss += tf.reduce_sum(tf.square(moments(real) - moments(fake)))
+    return tf.fill([tf.shape(fake_features[0])[0]], loss)
+
+
+FEATURE_LOSSES = ("fm", "mmd")
+
+
+def feature_loss(kind, real_features, fake_features, mmd_kernel="gaussian"):
+    """`feature_matching_loss` ("fm") or `mmd_loss` ("mmd", with `mmd_kernel`) by name."""
+    if kind == "fm":
+        return feature_matching_loss(real_features, fake_features)
+    if kind == "mmd":
+        return mmd_loss(real_features, fake_features, kernel=mmd_kernel)
+    raise UserError(f"Unknown feature loss {kind!r}; choose one of {', '.join(FEATURE_LOSSES)}.")

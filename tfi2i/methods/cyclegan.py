@@ -6,6 +6,7 @@ Cycle-Consistent Adversarial Networks", ICCV 2017.
     L = lambda_gan * (L_GAN(G_A, D_B) + L_GAN(G_B, D_A))
         + lambda_A * |G_B(G_A(a)) - a|_1 + lambda_B * |G_A(G_B(b)) - b|_1
         + lambda_identity * (lambda_B * |G_A(b) - b|_1 + lambda_A * |G_B(a) - a|_1)
+        [+ lambda_feature * (feature loss of D_B on b vs G_A(a) + of D_A on a vs G_B(b))]
 
 G_A translates domain A to B, G_B translates B to A (the paper's G and F).
 D_A judges domain A (real a against G_B(b)), D_B judges domain B (real b
@@ -26,10 +27,10 @@ from tfi2i import losses
 from tfi2i.config import DIRECTION, INPUT_NC, OUTPUT_NC, PLATFORM_OPTIONS
 from tfi2i.errors import UserError
 from tfi2i.methods.base import TranslationModel
-from tfi2i.methods.options import (GAN_MODE, INIT_GAIN, INIT_TYPE, LAMBDA_GP, N_LAYERS_D, NDF,
-                                   NETD, NETG, NGF, NORM, USE_DROPOUT)
+from tfi2i.methods.options import (FEATURE_OPTIONS, GAN_MODE, INIT_GAIN, INIT_TYPE, LAMBDA_GP,
+                                   N_LAYERS_D, NDF, NETD, NETG, NGF, NORM, USE_DROPOUT)
 from tfi2i.methods.registry import register
-from tfi2i.nets import check_size, define_D, define_G, size_divisor
+from tfi2i.nets import check_size, define_D, define_G, size_divisor, with_features
 from tfi2i.options import Option
 from tfi2i.training.pool import ImagePool
 
@@ -94,6 +95,7 @@ class CycleGAN(TranslationModel):
         Option("pool_size", int, 50, "Past fakes kept per discriminator (image history "
                "pool); 0 updates the discriminators on the newest fakes only.", min=0),
         LAMBDA_GP,
+        *FEATURE_OPTIONS,
         DIRECTION,
         _SEED,
     )
@@ -120,6 +122,11 @@ class CycleGAN(TranslationModel):
                  "g_loss", "d_loss"]
         if hp.gan_mode == "wgangp":
             names += ["gp_A", "gp_B"]
+        if hp.feature_loss != "none":
+            # Each D with its hidden activations, on the D's own weights.
+            self.D_A_features = with_features(self.D_A)
+            self.D_B_features = with_features(self.D_B)
+            names += ["feat_A", "feat_B"]
         self.train_names = names
         self.test_names = ["cycle_A", "cycle_B", "l1_AtoB", "l1_BtoA"]
         # cycle_A/cycle_B are one tracker each for training and validation:
@@ -197,8 +204,10 @@ class CycleGAN(TranslationModel):
 
         Returns:
             (terms, images): terms maps G_A, G_B (adversarial), cycle_A,
-            cycle_B, idt_A, idt_B (plain L1; zeros when lambda_identity is 0)
-            and g_loss (the weighted sum) to [batch] tensors; images maps
+            cycle_B, idt_A, idt_B (plain L1; zeros when lambda_identity is 0),
+            feat_A, feat_B (with a feature_loss: G_A's and G_B's fakes against
+            real images in the hidden features of D_B and D_A) and g_loss (the
+            weighted sum) to [batch] tensors; images maps
             fake_A, fake_B, rec_A, rec_B (and idt_A, idt_B when on).
         """
         hp = self.hp
@@ -209,11 +218,22 @@ class CycleGAN(TranslationModel):
         rec_B = self.G_A(fake_A, training=training)
         images = {"fake_A": fake_A, "fake_B": fake_B, "rec_A": rec_A, "rec_B": rec_B}
         terms = {
-            "G_A": gan(self.D_B(fake_B, training=training)),
-            "G_B": gan(self.D_A(fake_A, training=training)),
             "cycle_A": losses.l1_loss(rec_A, real_A),
             "cycle_B": losses.l1_loss(rec_B, real_B),
         }
+        if hp.feature_loss == "none":
+            terms["G_A"] = gan(self.D_B(fake_B, training=training))
+            terms["G_B"] = gan(self.D_A(fake_A, training=training))
+        else:
+            # feat_A: G_A's fakes against real B in D_B's features; feat_B the reverse.
+            for name, gan_name, D, real, fake in (
+                    ("feat_A", "G_A", self.D_B_features, real_B, fake_B),
+                    ("feat_B", "G_B", self.D_A_features, real_A, fake_A)):
+                logits, fake_features = D(fake, training=training)
+                _, real_features = D(real, training=training)
+                terms[gan_name] = gan(logits)
+                terms[name] = losses.feature_loss(hp.feature_loss, real_features,
+                                                  fake_features, hp.mmd_kernel)
         if hp.lambda_identity > 0:
             # G_A should leave an image that is already in B as it is.
             images["idt_A"] = self.G_A(real_B, training=training)
@@ -226,6 +246,8 @@ class CycleGAN(TranslationModel):
                            + hp.lambda_A * terms["cycle_A"] + hp.lambda_B * terms["cycle_B"]
                            + hp.lambda_identity * (hp.lambda_B * terms["idt_A"]
                                                    + hp.lambda_A * terms["idt_B"]))
+        if hp.feature_loss != "none":
+            terms["g_loss"] += hp.lambda_feature * (terms["feat_A"] + terms["feat_B"])
         return terms, images
 
     def discriminator_losses(self, real_A, real_B, fake_A, fake_B):

@@ -7,7 +7,7 @@ for every method.
 """
 
 from tfi2i.errors import UserError
-from tfi2i.losses import GAN_MODES
+from tfi2i.losses import FEATURE_LOSSES, GAN_MODES, MMD_KERNELS
 from tfi2i.nets import DISCRIMINATORS, GENERATORS, INIT_TYPES, size_divisor
 from tfi2i.nets.layers import NORM_TYPES
 from tfi2i.options import Option
@@ -28,6 +28,18 @@ INIT_GAIN = Option("init_gain", float, 0.02, "Scale of the weight initialisation
 GAN_MODE = Option("gan_mode", str, "lsgan", "Adversarial loss.", choices=GAN_MODES)
 LAMBDA_GP = Option("lambda_gp", float, 10.0, "Weight of the gradient penalty "
                    "(--gan_mode=wgangp).", min=0.0)
+
+FEATURE_LOSS = Option("feature_loss", str, "none", "Also pull the discriminator's hidden "
+                      "features of generated images towards those of real ones: fm (feature "
+                      "matching of batch means, Salimans et al. 2016) or mmd (maximum mean "
+                      "discrepancy, --mmd_kernel); none: off.",
+                      choices=("none",) + FEATURE_LOSSES)
+LAMBDA_FEATURE = Option("lambda_feature", float, 1.0, "Weight of --feature_loss in the "
+                        "generator's objective.", min=0.0)
+MMD_KERNEL = Option("mmd_kernel", str, "gaussian", "--feature_loss=mmd: gaussian (every "
+                    "moment, several bandwidths), linear (means) or gram (second moments, "
+                    "the style loss).", choices=MMD_KERNELS)
+FEATURE_OPTIONS = (FEATURE_LOSS, LAMBDA_FEATURE, MMD_KERNEL)
 
 
 # Preprocessing modes whose training images are crops of crop_size.

@@ -4,6 +4,7 @@ Isola, Zhu, Zhou, Efros. "Image-to-Image Translation with Conditional
 Adversarial Networks", CVPR 2017.
 
     G* = arg min_G max_D  L_cGAN(G, D) + lambda_L1 * L_L1(G)
+                          [+ lambda_feature * feature loss of D's hidden features]
 
 D sees the input and an image together (x, y) or (x, G(x)) and judges
 70x70 patches. Defaults follow the paper and the authors' code: U-Net 256
@@ -18,10 +19,10 @@ from tfi2i import losses
 from tfi2i.config import DIRECTION, INPUT_NC, OUTPUT_NC
 from tfi2i.errors import UserError
 from tfi2i.methods.base import TranslationModel
-from tfi2i.methods.options import (GAN_MODE, INIT_GAIN, INIT_TYPE, LAMBDA_GP, N_LAYERS_D, NDF,
-                                   NETD, NETG, NGF, NORM, USE_DROPOUT)
+from tfi2i.methods.options import (FEATURE_OPTIONS, GAN_MODE, INIT_GAIN, INIT_TYPE, LAMBDA_GP,
+                                   N_LAYERS_D, NDF, NETD, NETG, NGF, NORM, USE_DROPOUT)
 from tfi2i.methods.registry import register
-from tfi2i.nets import define_D, define_G, size_divisor
+from tfi2i.nets import define_D, define_G, size_divisor, with_features
 from tfi2i.options import Option
 
 
@@ -50,6 +51,7 @@ class Pix2Pix(TranslationModel):
         GAN_MODE.with_default("vanilla"),
         Option("lambda_L1", float, 100.0, "Weight of the L1 term (100 in the paper).", min=0.0),
         LAMBDA_GP,
+        *FEATURE_OPTIONS,
         Option("test_time_noise", bool, False, "Run G in training mode at test time, as the "
                "paper does (dropout on, batch statistics)."),
         DIRECTION,
@@ -68,6 +70,10 @@ class Pix2Pix(TranslationModel):
         names = ["d_loss", "d_real", "d_fake", "g_loss", "g_gan", "g_l1"]
         if hp.gan_mode == "wgangp":
             names.append("d_gp")
+        if hp.feature_loss != "none":
+            # D with its hidden activations, on D's own weights.
+            self.D_features = with_features(self.D)
+            names.append("g_feat")
         self.train_names = names
         self.test_names = ["l1", "psnr", "ssim"]
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names + self.test_names}
@@ -100,13 +106,25 @@ class Pix2Pix(TranslationModel):
             # the order of the reference implementation.
             with g_tape.stop_recording():
                 d_logs = self._train_D(real_A, real_B, tf.stop_gradient(fake_B))
-            pred_fake = self.D(tf.concat([real_A, fake_B], axis=-1), training=True)
-            g_gan = losses.gan_loss(self.hp.gan_mode, pred_fake, True, for_discriminator=False)
-            g_l1 = losses.l1_loss(fake_B, real_B)
-            g_loss = g_gan + self.hp.lambda_L1 * g_l1
-            g_scalar = self.average(g_loss)
+            fake_pair = tf.concat([real_A, fake_B], axis=-1)
+            terms = {}
+            if self.hp.feature_loss == "none":
+                pred_fake = self.D(fake_pair, training=True)
+            else:
+                pred_fake, fake_features = self.D_features(fake_pair, training=True)
+                _, real_features = self.D_features(tf.concat([real_A, real_B], axis=-1),
+                                                   training=True)
+                terms["g_feat"] = losses.feature_loss(self.hp.feature_loss, real_features,
+                                                      fake_features, self.hp.mmd_kernel)
+            terms["g_gan"] = losses.gan_loss(self.hp.gan_mode, pred_fake, True,
+                                             for_discriminator=False)
+            terms["g_l1"] = losses.l1_loss(fake_B, real_B)
+            terms["g_loss"] = terms["g_gan"] + self.hp.lambda_L1 * terms["g_l1"]
+            if "g_feat" in terms:
+                terms["g_loss"] += self.hp.lambda_feature * terms["g_feat"]
+            g_scalar = self.average(terms["g_loss"])
         self.apply("g", g_tape, g_scalar)
-        return self._update_trackers({**d_logs, "g_loss": g_loss, "g_gan": g_gan, "g_l1": g_l1})
+        return self._update_trackers({**d_logs, **terms})
 
     def _train_D(self, real_A, real_B, fake_B):
         with tf.GradientTape() as d_tape:

@@ -4,7 +4,7 @@
 with its structure, parameter counts and initialisation.
 """
 
-from tfi2i.nets.discriminators import DISCRIMINATORS, define_D
+from tfi2i.nets.discriminators import DISCRIMINATORS, define_D, with_features
 from tfi2i.nets.generators import GENERATORS, check_size, define_G, size_divisor
 from tfi2i.nets.initializers import INIT_TYPES
 from tfi2i.nets.layers import NORM_TYPES, InstanceNormalization, ReflectionPadding2D
@@ -20,4 +20,5 @@ __all__ = [
     "define_D",
     "define_G",
     "size_divisor",
+    "with_features",
 ]

@@ -75,6 +75,25 @@ def pixel_discriminator(input_nc, ndf=64, norm="batch", init_type="normal", init
     return keras.Model(inputs, outputs, name=name)
 
 
+def with_features(discriminator):
+    """The discriminator with its intermediate features: a model on the same weights.
+
+    For feature matching and MMD losses (`tfi2i.losses.FEATURE_LOSSES`): the model returns
+    `(logits, features)`, the logits as `discriminator` computes them and `features` the
+    list of its hidden activations (the output of each LeakyReLU, shallow to deep). No
+    variable is copied: training either model trains both.
+
+    Args:
+        discriminator: a functional `keras.Model` of `define_D`.
+    """
+    features = [layer.output for layer in discriminator.layers
+                if isinstance(layer, keras.layers.LeakyReLU)]
+    if not features:
+        raise ValueError(f"{discriminator.name} has no LeakyReLU activations to match.")
+    return keras.Model(discriminator.inputs, [discriminator.outputs[0], features],
+                       name=f"{discriminator.name}_features")
+
+
 def define_D(netD, input_nc, ndf=64, n_layers_D=3, norm="batch", init_type="normal",
              init_gain=0.02, name="D"):
     """Builds a discriminator of the pix2pix/CycleGAN reference (its `define_D`).
