@@ -27,8 +27,9 @@ from tfi2i import losses
 from tfi2i.config import DIRECTION, INPUT_NC, OUTPUT_NC, PLATFORM_OPTIONS
 from tfi2i.errors import UserError
 from tfi2i.methods.base import TranslationModel
-from tfi2i.methods.options import (FEATURE_OPTIONS, GAN_MODE, INIT_GAIN, INIT_TYPE, LAMBDA_GP,
-                                   N_LAYERS_D, NDF, NETD, NETG, NGF, NORM, USE_DROPOUT)
+from tfi2i.methods.options import (FEATURE_OPTIONS, GAN_MODE, INIT_GAIN, INIT_TYPE, LAMBDA_GAN,
+                                   LAMBDA_GP, N_LAYERS_D, NDF, NETD, NETG, NGF, NORM,
+                                   POOL_SIZE, USE_DROPOUT)
 from tfi2i.methods.registry import register
 from tfi2i.nets import check_size, define_D, define_G, size_divisor, with_features
 from tfi2i.options import Option
@@ -83,17 +84,14 @@ class CycleGAN(TranslationModel):
         NETG.with_default("resnet_9blocks"), NETD, INPUT_NC, OUTPUT_NC, NGF, NDF, N_LAYERS_D,
         NORM.with_default("instance"), USE_DROPOUT.with_default(False), INIT_TYPE, INIT_GAIN,
         GAN_MODE.with_default("lsgan"),
-        Option("lambda_gan", float, 1.0, "Weight of the adversarial terms (1 in the paper); "
-               "0 trains the generators on the cycle loss alone and the discriminators not at "
-               "all (the paper's \"cycle alone\" ablation).", min=0.0),
+        LAMBDA_GAN,
         Option("lambda_A", float, 10.0, "Weight of the cycle loss A -> B -> A.", min=0.0),
         Option("lambda_B", float, 10.0, "Weight of the cycle loss B -> A -> B.", min=0.0),
         Option("lambda_identity", float, 0.5, "Weight of the identity loss, relative to the "
                "cycle weights: |G_A(b) - b| gets lambda_identity * lambda_B, |G_B(a) - a| "
                "lambda_identity * lambda_A. Needs input_nc == output_nc; 0 turns it off.",
                min=0.0),
-        Option("pool_size", int, 50, "Past fakes kept per discriminator (image history "
-               "pool); 0 updates the discriminators on the newest fakes only.", min=0),
+        POOL_SIZE,
         LAMBDA_GP,
         *FEATURE_OPTIONS,
         DIRECTION,

@@ -26,6 +26,12 @@ USE_DROPOUT = Option("use_dropout", bool, False, "Dropout 0.5 in the generator."
 INIT_TYPE = Option("init_type", str, "normal", "Weight initialisation.", choices=INIT_TYPES)
 INIT_GAIN = Option("init_gain", float, 0.02, "Scale of the weight initialisation.", min=0.0)
 GAN_MODE = Option("gan_mode", str, "lsgan", "Adversarial loss.", choices=GAN_MODES)
+LAMBDA_GAN = Option("lambda_gan", float, 1.0, "Weight of the adversarial terms (1 in the "
+                    "papers); 0 trains the generators without them and the discriminators not "
+                    "at all (CycleGAN's \"cycle alone\" ablation).", min=0.0)
+POOL_SIZE = Option("pool_size", int, 50, "Past fakes kept per discriminator (the image "
+                   "history pool of SimGAN and CycleGAN); 0 updates the discriminators on the "
+                   "newest fakes only.", min=0)
 LAMBDA_GP = Option("lambda_gp", float, 10.0, "Weight of the gradient penalty "
                    "(--gan_mode=wgangp).", min=0.0)
 
