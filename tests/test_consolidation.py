@@ -14,10 +14,10 @@ from PIL import Image
 from tfi2i.errors import UserError
 
 # A folder with every case the one listing must agree on: upper- and mixed-case extensions,
-# WebP, hidden files (macOS "._" forks), files that are not images, a TIFF (no TF decoder),
-# a folder named like an image, and a hidden and a normal sub-folder.
-LISTED = ["B.JPG", "a.png", "c.Jpeg", "d.webp", "e.bmp", "f.gif"]
-NOT_LISTED = [".hidden.png", "._a.png", "notes.txt", "x.tif", "README"]
+# WebP, a TIFF (decoded through PIL), hidden files (macOS "._" forks), files that are not
+# images, a folder named like an image, and a hidden and a normal sub-folder.
+LISTED = ["B.JPG", "a.png", "c.Jpeg", "d.webp", "e.bmp", "f.gif", "x.tif"]
+NOT_LISTED = [".hidden.png", "._a.png", "notes.txt", "README"]
 SUB_LISTED = [os.path.join("sub", "g.PNG")]
 
 
@@ -56,7 +56,7 @@ def test_one_listing_with_odd_extensions_and_hidden_files(odd_folder):
     assert names == LISTED
     recursive = [os.path.relpath(p, odd_folder) for p in list_images(odd_folder, recursive=True)]
     assert recursive == LISTED + SUB_LISTED
-    assert ".tif" not in IMAGE_EXTENSIONS and ".webp" in IMAGE_EXTENSIONS
+    assert ".tif" in IMAGE_EXTENSIONS and ".webp" in IMAGE_EXTENSIONS
     with pytest.raises(UserError, match="No images in .*empty"):
         os.mkdir(odd_folder / "empty")
         list_images(odd_folder / "empty")
@@ -86,9 +86,9 @@ def test_data_translate_export_and_fid_read_the_same_files(odd_folder, tmp_path)
     from tfi2i.export.tflite import load_sample_images
     from tfi2i.metrics.fid import FeatureExtractor
 
-    # Data: the folder as the train split of AB images (16 wide, 8 high).
+    # Data: the folder as the train split of AB images (16 wide, 8 high), sub-folders too.
     scanned = scan_paired(odd_folder.parent, odd_folder.name)
-    assert [os.path.basename(p) for p in scanned.a_paths] == LISTED
+    assert [os.path.relpath(p, odd_folder) for p in scanned.a_paths] == LISTED + SUB_LISTED
     # Translate: an identity net writes one output per input, recursively, same names.
     done, skipped = translate_files(Translator({"AtoB": lambda x: x}, 1), odd_folder,
                                     tmp_path / "out", progress=False)
@@ -105,7 +105,7 @@ def test_data_translate_export_and_fid_read_the_same_files(odd_folder, tmp_path)
                                     keras.layers.GlobalAveragePooling2D()])
     features = FeatureExtractor(model=mean_colour, batch_size=4).from_folder(odd_folder,
                                                                                cache=False)
-    np.testing.assert_allclose(features[:, 0], expected[:len(LISTED)], atol=0.6)
+    np.testing.assert_allclose(features[:, 0], expected, atol=0.6)
 
 
 def test_webp_decodes_at_every_dtype_and_passes_the_header_check(tmp_path):
@@ -218,12 +218,14 @@ def test_eval_folder_mode_lists_the_same_files_without_flags(odd_folder, tmp_pat
 
     fake = tmp_path / "fake"
     shutil.copytree(odd_folder, fake)
-    # Shift every listed image by +5 grey levels; unlisted files would break the pairing.
-    for i, name in enumerate(LISTED):
-        _image(str(fake / name), 10 * (i + 1) + 5)
+    # Shift every listed image (sub-folders too) by +5 grey levels; unlisted files would
+    # break the pairing.
+    values = [10 * (i + 1) for i in range(len(LISTED))] + [200]
+    for name, value in zip(LISTED + SUB_LISTED, values):
+        _image(str(fake / name), value + 5)
     results = evaluate_folders(["l1", "psnr"], str(fake), str(odd_folder),
                                real_half="left", fake_half="left", options=ScoreOptions())
-    assert results["n_pairs"] == len(LISTED)
+    assert results["n_pairs"] == len(LISTED + SUB_LISTED)
     assert results["l1"] == pytest.approx(5 / 255, abs=1e-3)
     # The halves are arguments too: a left half (16x16) does not pair with a whole image.
     with pytest.raises(UserError, match="equal sizes"):

@@ -113,8 +113,8 @@ def test_inspect_image_finds_files_tf_cannot_use(tmp_path):
     data = open(good, "rb").read()
     (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
     assert "truncated" in inspect_image(str(tmp_path / "cut.jpg")).problem
-    tiff = _save(tmp_path / "x.png", _noise(rng, 4, 4), format="TIFF")
-    assert "TIFF" in inspect_image(tiff).problem
+    ppm = _save(tmp_path / "x.png", _noise(rng, 4, 4), format="PPM")
+    assert "PPM" in inspect_image(ppm).problem
     palette_bmp = str(tmp_path / "p.bmp")
     Image.fromarray(_noise(rng, 4, 4)).convert("P").save(palette_bmp)
     assert "palette BMP" in inspect_image(palette_bmp).problem

@@ -68,6 +68,9 @@ PLATFORM_OPTIONS = (
     Option("cache_data", bool, False, "Cache decoded images in memory.", **_Resumable),
     Option("skip_bad_images", bool, False, "Skip unreadable images with a warning instead of "
            "stopping.", **_Resumable),
+    Option("exif_orientation", bool, True, "Turn photos upright by their EXIF orientation tag "
+           "(phones set it); --noexif_orientation reads the pixels as stored, as the reference "
+           "loader does."),
     Option("seed", int, 0, "Seed of initialisation, shuffling and jitter.", min=0),
     # Optimisation.
     Option("n_epochs", int, 100, "Epochs at the initial learning rate.", min=0, **_Resumable),

@@ -98,9 +98,30 @@ def _folders(spec):
 
 def _download(spec, url, cache, timeout):
     """Downloads `url` into <cache>/downloads and verifies it; returns the path."""
+    return download_file(spec, url, cache, manual_instructions(spec, url, cache), timeout)
+
+
+def download_file(spec, url, cache, instructions, timeout=60):
+    """Downloads `url` into <cache>/downloads/<spec.archive_name>, verified; returns the path.
+
+    Args:
+        spec: has `name`, `archive_name`, `size` and `sha256` (None when
+            unknown), and optionally `md5`: a `DatasetSpec`, or a single
+            file's record (`tfi2i.data.digits.DigitsFile`).
+        url: where to download from.
+        cache: the cache folder.
+        instructions: how to set the file up by hand, appended to errors.
+        timeout: seconds to wait for the server at a time.
+
+    Raises:
+        UserError: the download failed or does not match the size or digests.
+    """
     final = cache / "downloads" / spec.archive_name
-    logging.info("Downloading dataset %s from %s", spec.name, url)
+    # What messages call the file: "dataset" unless the record says (a pretrained model).
+    kind = getattr(spec, "kind", "dataset")
+    logging.info("Downloading %s %s from %s", kind, spec.name, url)
     digest = hashlib.sha256()
+    md5 = hashlib.md5() if getattr(spec, "md5", None) else None
     received = 0
     # Any error below deletes the .part file; only a verified archive gets the final name.
     with atomic_path(final, suffix=".part") as part:
@@ -113,6 +134,8 @@ def _download(spec, url, cache, timeout):
                 while chunk := resp.read(_CHUNK):
                     out.write(chunk)
                     digest.update(chunk)
+                    if md5:
+                        md5.update(chunk)
                     received += len(chunk)
                     if total and received >= next_report * total:
                         logging.info("  %s: %d%% of %.1f MB", spec.name,
@@ -121,8 +144,8 @@ def _download(spec, url, cache, timeout):
         except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
             # HTTPError's own text has the status code; URLError's reason is the useful part.
             reason = e if isinstance(e, urllib.error.HTTPError) else getattr(e, "reason", e)
-            raise UserError(f"Could not download dataset {spec.name!r} from {url}: {reason}.\n"
-                            + manual_instructions(spec, url, cache)) from e
+            raise UserError(f"Could not download {kind} {spec.name!r} from {url}: {reason}.\n"
+                            + instructions) from e
         problem = None
         if announced is not None and received != announced:
             problem = f"the download stopped after {received} of {announced} bytes"
@@ -130,10 +153,11 @@ def _download(spec, url, cache, timeout):
             problem = f"it has {received} bytes where {spec.size} were expected"
         elif spec.sha256 is not None and digest.hexdigest() != spec.sha256:
             problem = f"its SHA-256 is {digest.hexdigest()}, expected {spec.sha256}"
+        elif md5 is not None and md5.hexdigest() != spec.md5:
+            problem = f"its MD5 is {md5.hexdigest()}, expected {spec.md5}"
         if problem:
-            raise UserError(f"The download of dataset {spec.name!r} from {url} is damaged: "
-                            f"{problem}. It was deleted; try again.\n"
-                            + manual_instructions(spec, url, cache))
+            raise UserError(f"The download of {kind} {spec.name!r} from {url} is damaged: "
+                            f"{problem}. It was deleted; try again.\n" + instructions)
     return final
 
 

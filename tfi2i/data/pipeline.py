@@ -38,7 +38,8 @@ one bicubic, antialiased resize (as PIL's):
                           max(load_size * h // w, crop_size)
     scale_width_and_crop  scale_width, then random crop crop_size
     none                  round height and width to multiples of size_divisor
-then a random horizontal flip. Sizes that are not crops are rounded to
+then a random horizontal flip (not of digits: `DomainImages` with `flip` False,
+see `tfi2i.data.digits`). Sizes that are not crops are rounded to
 multiples of size_divisor (the reference's `__make_power_2`) in the same resize.
 An input or output with 1 channel (`input_nc`/`output_nc`) is converted to
 grayscale when loaded, with the ITU-R 601 luma weights of PIL's `convert("L")`.
@@ -83,7 +84,7 @@ def steps_per_epoch(num_examples, batch_size):
     return math.ceil(num_examples / batch_size)
 
 
-def make_dataset(root, split="train", paired=True, unpaired=False, **kwargs):
+def make_dataset(root, split="train", paired=True, unpaired=False, labels=False, **kwargs):
     """The one entry point for both kinds of data: `paired_dataset` or `unpaired_dataset`.
 
     Args:
@@ -93,10 +94,12 @@ def make_dataset(root, split="train", paired=True, unpaired=False, **kwargs):
             an unpaired one ((A, B) batches from two domains).
         unpaired: unpaired methods only: read a paired split (AB images, or
             A/ and B/ folders) as two unpaired domains.
+        labels: unpaired only: ((A, A's class labels), B) batches (see
+            `unpaired_dataset`), for methods that train on source labels (DTN).
         **kwargs: the options both pipelines share (direction, preprocess,
             load_size, crop_size, batch_size, seed, training, epochs,
             start_step, size_divisor, cache, skip_bad_images, input_nc,
-            output_nc).
+            output_nc, exif_orientation).
 
     Returns:
         The `tf.data.Dataset` of the chosen pipeline.
@@ -105,7 +108,10 @@ def make_dataset(root, split="train", paired=True, unpaired=False, **kwargs):
         UserError: bad options or bad data; unpaired=True for a paired method.
     """
     if not paired:
-        return unpaired_dataset(root, split, unpaired=unpaired, **kwargs)
+        return unpaired_dataset(root, split, unpaired=unpaired, labels=labels, **kwargs)
+    if labels:
+        raise UserError("labels=True gives the class labels of an unpaired input domain; "
+                        "paired data have none.")
     if unpaired:
         raise UserError("unpaired=True (--unpaired) reads paired data as two unpaired domains, "
                         "for unpaired methods; a paired method trains on the pairs: leave it "
@@ -116,7 +122,7 @@ def make_dataset(root, split="train", paired=True, unpaired=False, **kwargs):
 def paired_dataset(root, split="train", direction="AtoB", preprocess="resize_and_crop",
                    load_size=286, crop_size=256, batch_size=1, seed=0, training=True,
                    epochs=1, start_step=0, size_divisor=1, cache=False,
-                   skip_bad_images=False, input_nc=3, output_nc=3):
+                   skip_bad_images=False, input_nc=3, output_nc=3, exif_orientation=True):
     """Batches of (input, target) image pairs from a dataset folder.
 
     Args:
@@ -140,6 +146,9 @@ def paired_dataset(root, split="train", direction="AtoB", preprocess="resize_and
             raising (pass the same value to `num_examples`).
         input_nc: channels of the input: 3 (RGB) or 1 (grayscale).
         output_nc: channels of the target: 3 or 1.
+        exif_orientation: turn photos upright by their EXIF orientation tag
+            (see `decode_image`); False reads the pixels as stored, as the
+            reference loader does.
 
     Returns:
         A `tf.data.Dataset` of (input, target) tuples, each float32
@@ -152,10 +161,10 @@ def paired_dataset(root, split="train", direction="AtoB", preprocess="resize_and
     """
     _check_options(direction, preprocess, load_size, crop_size, batch_size, epochs,
                    size_divisor, training, input_nc, output_nc)
-    examples = scan_paired(root, split, skip_bad_images)
+    examples = scan_paired(root, split, skip_bad_images, exif_orientation)
     geometry = _Geometry(preprocess, load_size, crop_size, size_divisor, training)
     a_nc, b_nc = _folder_channels(direction, input_nc, output_nc)
-    load = _pair_loader(examples)
+    load = _pair_loader(examples, exif_orientation)
     if cache:
         load = _cached_loader(examples, load, examples.sizes, 6)
 
@@ -180,7 +189,7 @@ def paired_dataset(root, split="train", direction="AtoB", preprocess="resize_and
 def unpaired_dataset(root, split="train", preprocess="resize_and_crop", load_size=286,
                      crop_size=256, batch_size=1, seed=0, training=True, epochs=1, start_step=0,
                      size_divisor=1, cache=False, skip_bad_images=False, input_nc=3, output_nc=3,
-                     unpaired=False, direction="AtoB"):
+                     unpaired=False, direction="AtoB", labels=False, exif_orientation=True):
     """Batches of (A, B) images from two unpaired domains.
 
     The domains come from `<split>A/` and `<split>B/` (the CycleGAN release
@@ -215,6 +224,12 @@ def unpaired_dataset(root, split="train", preprocess="resize_and_crop", load_siz
             two unpaired domains (--unpaired).
         direction: "AtoB", or "BtoA" to swap the domains: the first element
             is always the method's input domain.
+        labels: yield ((input, label), target-domain) instead, with the
+            input domain's int32 class labels [batch]; needs labelled data
+            (the digits sets, `tfi2i.data.digits`).
+        exif_orientation: turn photos upright by their EXIF orientation tag
+            (see `decode_image`); False reads the pixels as stored, as the
+            reference loader does. Images held encoded (TFDS) are used as stored.
 
     Returns:
         A `tf.data.Dataset` of (input, target-domain) tuples, float32
@@ -228,11 +243,17 @@ def unpaired_dataset(root, split="train", preprocess="resize_and_crop", load_siz
     """
     _check_options(direction, preprocess, load_size, crop_size, batch_size, epochs,
                    size_divisor, training, input_nc, output_nc)
-    examples = scan_unpaired(root, split, skip_bad_images, unpaired)
+    examples = scan_unpaired(root, split, skip_bad_images, unpaired, exif_orientation)
     geometry = _Geometry(preprocess, load_size, crop_size, size_divisor, training)
     a_nc, b_nc = _folder_channels(direction, input_nc, output_nc)
+    labelled = examples.b if direction == "BtoA" else examples.a
+    if labels and not getattr(labelled, "labels", None):
+        raise UserError(f"{labelled.description} has no class labels, which this method needs "
+                        "for its input domain: use a labelled dataset (mnist2usps, usps2mnist, "
+                        "svhn2mnist).")
     domains = [_domain_source(images, channels, _domain_key(seed, name), cache, geometry,
-                              batch_size)
+                              batch_size, images.labels if labels and images is labelled else None,
+                              exif_orientation)
                for images, channels, name in ((examples.a, a_nc, "A"), (examples.b, b_nc, "B"))]
 
     def finish(a, b):
@@ -316,14 +337,16 @@ class _Geometry:
         # As the reference's __make_power_2: round half to even, like tf.round.
         return max(self.size_divisor, round(x / self.size_divisor) * self.size_divisor)
 
-    def augment(self, image, draws):
-        """Random crop (if the mode crops) and flip, from three uniform draws."""
+    def augment(self, image, draws, flip=True):
+        """Random crop (if the mode crops) and flip (if `flip`), from three uniform draws."""
         if self.crops:
             shape = tf.shape(image)
             top = tf.cast(draws[0] * tf.cast(shape[0] - self.crop_size + 1, tf.float32), tf.int32)
             left = tf.cast(draws[1] * tf.cast(shape[1] - self.crop_size + 1, tf.float32),
                            tf.int32)
             image = image[top:top + self.crop_size, left:left + self.crop_size]
+        if not flip:
+            return image
         return tf.cond(draws[2] > 0.5, lambda: tf.reverse(image, axis=[1]), lambda: image)
 
 
@@ -339,10 +362,15 @@ class _Source:
         key: the key of this list's order and jitter.
         geometry: the `_Geometry`.
         batch_size: for the check that images of different sizes are not batched.
+        labels: a class label per image, to yield (image, label); or None.
+        flip: whether training mirrors images at random (not digits).
     """
 
-    def __init__(self, description, names, sizes, load, channels, key, geometry, batch_size):
+    def __init__(self, description, names, sizes, load, channels, key, geometry, batch_size,
+                 labels=None, flip=True):
         self.n, self.load, self.channels, self.geometry = len(sizes), load, channels, geometry
+        self.flip = flip
+        self.labels = None if labels is None else tf.constant(labels, tf.int32)
         self.key = tf.constant(key, tf.int64)
         self.out_shape = _check_sizes(description, names, sizes, geometry, batch_size)
         self.targets = tf.constant([geometry.resize_target(h, w) for h, w in sizes], tf.int32)
@@ -360,8 +388,10 @@ class _Source:
         image = _resize(self.load(index), self.targets[index])
         if slot is not None:
             draws = tf.random.stateless_uniform([3], seed=tf.stack([self.key, slot]))
-            image = self.geometry.augment(image, draws)
+            image = self.geometry.augment(image, draws, self.flip)
         image.set_shape([*self.out_shape, self.channels])
+        if self.labels is not None:
+            return image * 2.0 - 1.0, self.labels[index]
         return image * 2.0 - 1.0
 
 
@@ -434,33 +464,40 @@ def _to_channels(image, channels):
     return tf.reduce_sum(image * tf.constant(_LUMA, image.dtype), axis=-1, keepdims=True)
 
 
-def _pair_loader(examples):
+def _pair_loader(examples, exif_orientation=True):
     """(index, dtype) -> the pair decoded from its file(s): [H, W, 6] in [0, 1] (float)."""
     a_paths = tf.constant(examples.a_paths)
     b_paths = tf.constant(examples.b_paths)
 
     def load(index, dtype=tf.float32):
-        a = decode_image(tf.io.read_file(a_paths[index]), dtype)
+        a = decode_image(tf.io.read_file(a_paths[index]), dtype, exif_orientation)
         if examples.layout == "ab":
             half = tf.shape(a)[1] // 2
             return tf.concat([a[:, :half], a[:, half:2 * half]], axis=-1)
-        return tf.concat([a, decode_image(tf.io.read_file(b_paths[index]), dtype)], axis=-1)
+        return tf.concat([a, decode_image(tf.io.read_file(b_paths[index]), dtype,
+                                          exif_orientation)], axis=-1)
 
     return load
 
 
-def _domain_source(images, channels, key, cache, geometry, batch_size):
-    """The `_Source` of one domain's images (`DomainImages`)."""
-    load = _domain_loader(images)
+def _domain_source(images, channels, key, cache, geometry, batch_size, labels=None,
+                   exif_orientation=True):
+    """The `_Source` of one domain's images (`DomainImages`), yielding labels if given."""
+    load = _domain_loader(images, exif_orientation)
     if cache:
         load = _cached_loader(images, load, images.sizes, 3)
     return _Source(images.description, images.paths, images.sizes,
                    lambda index: _to_channels(load(index), channels), channels, key, geometry,
-                   batch_size)
+                   batch_size, labels, getattr(images, "flip", True))
 
 
-def _domain_loader(images):
-    """(index, dtype) -> one image of a domain: [H, W, 3] in [0, 1] (float)."""
+def _domain_loader(images, exif_orientation=True):
+    """(index, dtype) -> one image of a domain: [H, W, 3] in [0, 1] (float).
+
+    EXIF orientation applies to files; images held encoded (TFDS, digits) are the
+    dataset's pixels as its builder stored them, and their sizes were read so.
+    """
+    exif_orientation = exif_orientation and images.encoded is None
     if images.encoded is None:
         paths = tf.constant(images.paths)
 
@@ -479,7 +516,7 @@ def _domain_loader(images):
             return contents[index]
 
     def load(index, dtype=tf.float32):
-        image = decode_image(read(index), dtype)
+        image = decode_image(read(index), dtype, exif_orientation)
         if images.half is None:
             return image
         half = tf.shape(image)[1] // 2

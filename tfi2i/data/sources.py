@@ -1,17 +1,25 @@
 """Where data comes from: dataset names and folders -> lists of checked images.
 
 Paired data: a dataset root holds one entry per split, in one of two layouts:
-    AB images:   root/<split>/*.jpg|png|bmp|gif, each image A (left) | B (right)
+    AB images:   root/<split>/*.jpg|png|..., each image A (left) | B (right)
     A/B folders: root/<split>/A/ + root/<split>/B/, or root/<split>A/ + root/<split>B/,
-                 an A file paired with the B file of the same name less extension.
+                 an A file paired with the B file of the same name less extension
+                 (and the same sub-folder).
 The layout is decided per split from what is there; a split that looks like both
 is an error rather than a guess.
+
+Image folders are read with their sub-folders, as the reference's `make_dataset`
+(os.walk) reads them: AB images in root/<split>/ and below (unless it holds A/ and
+B/), a domain's images in root/<split>A/ and below. A sub-folder named like a split
+(train, test, val, trainA, ...) inside one is an error, not read: it would mix that
+split's images into this one's.
 
 Unpaired data: root/<split>A/ + root/<split>B/ (the CycleGAN release layout), two
 domains whose files have nothing to do with each other (any names, counts and
 sizes). With `unpaired=True` (--unpaired) a paired split is read as two domains
 instead: the left and right halves of its AB images, or its A and B folders.
-TFDS datasets (`tfds:...`, see `tfds_source`) are unpaired domains too.
+TFDS datasets (`tfds:...`, see `tfds_source`) and the digits sets (`mnist2usps`,
+..., see `digits`, with their labels) are unpaired domains too.
 """
 
 import os
@@ -21,8 +29,9 @@ from pathlib import Path
 
 from absl import logging
 
-from tfi2i.data import download, sample, tfds_source
-from tfi2i.data.decode import IMAGE_EXTENSIONS, inspect_image, is_image_file, list_images
+from tfi2i.data import digits, download, sample, tfds_source
+from tfi2i.data.decode import (IMAGE_EXTENSIONS, holds_images, inspect_image, is_image_file,
+                               list_images)
 from tfi2i.data.domains import DomainImages, UnpairedExamples
 from tfi2i.data.registry import DATASETS
 from tfi2i.errors import UserError
@@ -52,12 +61,16 @@ def resolve_dataset(dataset=None, data_dir=None, cache_dir=None, mirror=None,
 
     Returns:
         The folder as a str, or for TFDS a `TfdsDataset` (downloaded and
-        prepared), which every function here takes as a root.
+        prepared), or for the digits sets (`mnist2usps`, `usps2mnist`,
+        `svhn2mnist`; see `digits`) a `DigitsDataset`, which every function
+        here takes as a root.
 
     Raises:
         UserError: no data given, an unknown name, a missing folder, or a
             failed download.
     """
+    if dataset in digits.DIGITS_DATASETS:
+        return digits.resolve_digits(dataset, data_dir, cache_dir, mirror, tfds_data_dir)
     if data_dir:
         root = Path(data_dir).expanduser()
         if not root.is_dir():
@@ -86,7 +99,7 @@ def resolve_dataset(dataset=None, data_dir=None, cache_dir=None, mirror=None,
 
 def dataset_names():
     """All names `resolve_dataset` accepts."""
-    return ["sample", *DATASETS]
+    return ["sample", *DATASETS, *digits.DIGITS_DATASETS]
 
 
 def _has_split(folder):
@@ -114,7 +127,8 @@ class PairedExamples:
         return len(self.a_paths)
 
 
-def num_examples(root, split, skip_bad_images=False, paired=True, unpaired=False):
+def num_examples(root, split, skip_bad_images=False, paired=True, unpaired=False,
+                 exif_orientation=True):
     """The number of examples in an epoch of `root`'s `split`.
 
     Paired: the usable image pairs. Unpaired: max(|A|, |B|) of the usable
@@ -127,13 +141,15 @@ def num_examples(root, split, skip_bad_images=False, paired=True, unpaired=False
         skip_bad_images: leave unusable files out instead of raising.
         paired: True for paired data, False for two unpaired domains.
         unpaired: unpaired only: read a paired split as two domains.
+        exif_orientation: as for the pipeline (the count does not depend on it;
+            the same value reuses the pipeline's scan).
 
     Raises:
         UserError: as `scan_paired` or `scan_unpaired`.
     """
     if paired:
-        return len(scan_paired(root, split, skip_bad_images))
-    return len(scan_unpaired(root, split, skip_bad_images, unpaired))
+        return len(scan_paired(root, split, skip_bad_images, exif_orientation))
+    return len(scan_unpaired(root, split, skip_bad_images, unpaired, exif_orientation))
 
 
 def has_split(root, split, paired=True, unpaired=False):
@@ -151,6 +167,8 @@ def has_split(root, split, paired=True, unpaired=False):
     """
     if tfds_source.is_tfds(root):
         return not paired and tfds_source.tfds_has_split(root, split)
+    if digits.is_digits(root):
+        return not paired and digits.digits_has_split(root, split)
     root = Path(root)
     split_dirs = [root / f"{split}A", root / f"{split}B"]
     if paired or unpaired:
@@ -161,7 +179,7 @@ def has_split(root, split, paired=True, unpaired=False):
 _scans = {}
 
 
-def scan_paired(root, split, skip_bad_images=False):
+def scan_paired(root, split, skip_bad_images=False, exif_orientation=True):
     """Finds and checks the image pairs of one split.
 
     Every file's header is read (in threads; a few seconds for 50k files). The
@@ -173,6 +191,7 @@ def scan_paired(root, split, skip_bad_images=False):
         split: the split's name, e.g. "train".
         skip_bad_images: leave unusable files out with a warning instead of
             raising.
+        exif_orientation: sizes as decoded upright (see `decode_image`).
 
     Returns:
         A `PairedExamples` with at least one pair.
@@ -184,21 +203,21 @@ def scan_paired(root, split, skip_bad_images=False):
             sizes) and `skip_bad_images` is False; or `root` is TFDS data,
             which is unpaired.
     """
-    if tfds_source.is_tfds(root):
+    if tfds_source.is_tfds(root) or digits.is_digits(root):
         raise UserError(f"{root} is read as two unpaired domains; a paired method needs paired "
                         "data: use --data_dir with paired images, or an unpaired method.")
     layout, folders = _find_layout(Path(root), split)
     key = (layout, tuple(str(f.resolve()) for f in folders),
-           tuple(os.stat(f).st_mtime_ns for f in folders), skip_bad_images)
+           tuple(os.stat(f).st_mtime_ns for f in folders), skip_bad_images, exif_orientation)
     if key not in _scans:
         if layout == "ab":
-            _scans[key] = _scan_ab(folders[0], skip_bad_images)
+            _scans[key] = _scan_ab(folders[0], skip_bad_images, exif_orientation)
         else:
-            _scans[key] = _scan_folders(*folders, skip_bad_images)
+            _scans[key] = _scan_folders(*folders, skip_bad_images, exif_orientation)
     return _scans[key]
 
 
-def scan_unpaired(root, split, skip_bad_images=False, unpaired=False):
+def scan_unpaired(root, split, skip_bad_images=False, unpaired=False, exif_orientation=True):
     """Finds and checks the images of the two domains of one split.
 
     Every file's header is read, and the result remembered, as `scan_paired`
@@ -213,6 +232,7 @@ def scan_unpaired(root, split, skip_bad_images=False, unpaired=False):
         unpaired: when there are no <split>A/ and <split>B/ folders, read the
             paired split (AB images: their left and right halves; or its A/
             and B/ folders) as two domains.
+        exif_orientation: sizes as decoded upright (see `decode_image`).
 
     Returns:
         An `UnpairedExamples` with at least one image in each domain.
@@ -224,6 +244,8 @@ def scan_unpaired(root, split, skip_bad_images=False, unpaired=False):
     """
     if tfds_source.is_tfds(root):
         return tfds_source.scan_tfds(root, split)
+    if digits.is_digits(root):
+        return digits.scan_digits(root, split)
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"The dataset folder {root} does not exist.")
@@ -233,12 +255,14 @@ def scan_unpaired(root, split, skip_bad_images=False, unpaired=False):
     else:
         layout, folders = _find_layout(root, split)
     if layout == "ab":
-        pairs = scan_paired(root, split, skip_bad_images)  # Checks each is twice as wide as high.
+        # Checks each is twice as wide as high.
+        pairs = scan_paired(root, split, skip_bad_images, exif_orientation)
         return UnpairedExamples(
             DomainImages(f"{pairs.description} (left halves)", pairs.a_paths, pairs.sizes, "left"),
             DomainImages(f"{pairs.description} (right halves)", pairs.b_paths, pairs.sizes,
                          "right"))
-    return UnpairedExamples(*[_scan_domain(f, skip_bad_images) for f in folders])
+    return UnpairedExamples(*[_scan_domain(f, skip_bad_images, exif_orientation)
+                              for f in folders])
 
 
 def _domain_folders(root, split):
@@ -260,11 +284,12 @@ def _domain_folders(root, split):
                     f"{', '.join(present) or 'none'}.")
 
 
-def _scan_domain(folder, skip_bad_images):
-    """The usable images of one domain folder, as a `DomainImages`."""
-    key = ("domain", str(folder.resolve()), os.stat(folder).st_mtime_ns, skip_bad_images)
+def _scan_domain(folder, skip_bad_images, exif_orientation=True):
+    """The usable images of one domain folder (and its sub-folders), as a `DomainImages`."""
+    key = ("domain", str(folder.resolve()), os.stat(folder).st_mtime_ns, skip_bad_images,
+           exif_orientation)
     if key not in _scans:
-        infos = _inspect_all(list_images(folder))
+        infos = _inspect_all(_list_images(folder), exif_orientation)
         _report_bad(str(folder), len(infos),
                     [(i.path, i.problem) for i in infos if i.problem], skip_bad_images)
         good = [i for i in infos if not i.problem]
@@ -286,7 +311,9 @@ def _find_layout(root, split):
             have, missing = (a, b) if a.is_dir() else (b, a)
             raise UserError(f"{have} has no partner folder {missing}: paired data in separate "
                             "folders needs both A and B.")
-    if split_dir.is_dir() and any(is_image_file(n) for n in os.listdir(split_dir)):
+    # AB images in the split folder, or (without A/ and B/) in its sub-folders.
+    if split_dir.is_dir() and (any(is_image_file(n) for n in os.listdir(split_dir))
+                               or (not candidates and holds_images(split_dir))):
         candidates.append(("ab", [split_dir]))
     if len(candidates) > 1:
         where = " and ".join(
@@ -307,16 +334,17 @@ def _find_layout(root, split):
 
 
 def _list_images(folder):
-    return list_images(folder)
+    # Sub-folders too, as the reference's make_dataset (os.walk); not another split's.
+    return list_images(folder, recursive=True, refuse_splits=True)
 
 
-def _inspect_all(paths):
+def _inspect_all(paths, exif_orientation=True):
     with ThreadPoolExecutor(max_workers=min(16, 4 * (os.cpu_count() or 1))) as pool:
-        return list(pool.map(inspect_image, paths))
+        return list(pool.map(lambda p: inspect_image(p, exif_orientation), paths))
 
 
-def _scan_ab(folder, skip_bad_images):
-    infos = _inspect_all(_list_images(folder))
+def _scan_ab(folder, skip_bad_images, exif_orientation=True):
+    infos = _inspect_all(_list_images(folder), exif_orientation)
     good, bad = [], []
     for info in infos:
         problem = info.problem
@@ -333,15 +361,16 @@ def _scan_ab(folder, skip_bad_images):
                           tuple((i.height, i.width // 2) for i in good))
 
 
-def _scan_folders(a_dir, b_dir, skip_bad_images):
-    a_files, b_files = _by_stem(_list_images(a_dir)), _by_stem(_list_images(b_dir))
+def _scan_folders(a_dir, b_dir, skip_bad_images, exif_orientation=True):
+    a_files = _by_stem(_list_images(a_dir), a_dir)
+    b_files = _by_stem(_list_images(b_dir), b_dir)
     bad = [(a_files[s], f"has no partner in {b_dir} (pairs are matched by file name "
-            "without extension)") for s in a_files if s not in b_files]
+            "without extension, and sub-folder)") for s in a_files if s not in b_files]
     bad += [(b_files[s], f"has no partner in {a_dir} (pairs are matched by file name "
-             "without extension)") for s in b_files if s not in a_files]
+             "without extension, and sub-folder)") for s in b_files if s not in a_files]
     stems = sorted(s for s in a_files if s in b_files)
-    a_infos = _inspect_all([a_files[s] for s in stems])
-    b_infos = _inspect_all([b_files[s] for s in stems])
+    a_infos = _inspect_all([a_files[s] for s in stems], exif_orientation)
+    b_infos = _inspect_all([b_files[s] for s in stems], exif_orientation)
     good = []
     for a, b in zip(a_infos, b_infos):
         if a.problem or b.problem:
@@ -357,10 +386,11 @@ def _scan_folders(a_dir, b_dir, skip_bad_images):
                           tuple((a.height, a.width) for a, _ in good))
 
 
-def _by_stem(paths):
+def _by_stem(paths, folder):
+    """{path below `folder` without extension: path}: A and B files pair by it."""
     files = {}
     for path in paths:
-        stem = Path(path).stem
+        stem = str(Path(os.path.relpath(path, folder)).with_suffix(""))
         if stem in files:
             raise UserError(f"{files[stem]} and {path} have the same name without extension, so "
                             "it is unclear which one to pair; rename or remove one.")

@@ -47,6 +47,11 @@ def prepare_run_config(config, explicit_keys=(), resume=True):
                         "choose a new --run_dir.")
     if os.path.exists(os.path.join(run_dir, "config.json")) and has_checkpoint:
         saved = read_config(run_dir)
+        if "imported" in saved:
+            raise UserError(f"{run_dir!r} holds a generator imported by tfi2i-import from "
+                            f"{saved['imported'].get('file')}, without the discriminator and "
+                            "optimizer state training needs: translate, export or evaluate "
+                            "it, or train in a new --run_dir.")
         saved["run_dir"] = run_dir
         config = merge_for_resume(saved, config, explicit_keys)
     return config
@@ -134,7 +139,7 @@ def train(config, explicit_keys=(), resume=True, extra_callbacks=()):
     root = tfi2i_data.resolve_dataset(config.get("dataset"), config.get("data_dir"),
                                       config.get("cache_dir"), tfds_data_dir=config["tfds_data_dir"])
     n_train = tfi2i_data.num_examples(root, "train", skip_bad_images=config["skip_bad_images"],
-                                      **kinds)
+                                      exif_orientation=config["exif_orientation"], **kinds)
     batch = int(config["batch_size"])
     # The data stream's own epoch arithmetic, so epochs here and there agree.
     steps_per_epoch = tfi2i_data.steps_per_epoch(n_train, batch)
@@ -163,7 +168,8 @@ def train(config, explicit_keys=(), resume=True, extra_callbacks=()):
                         load_size=config["load_size"], crop_size=config["crop_size"],
                         size_divisor=model.size_divisor, input_nc=config["input_nc"],
                         output_nc=config["output_nc"], skip_bad_images=config["skip_bad_images"],
-                        **kinds)
+                        exif_orientation=config["exif_orientation"],
+                        labels=getattr(cls, "source_labels", False), **kinds)
 
     def train_data(first, last):
         ds = tfi2i_data.make_dataset(root, "train", batch_size=batch, seed=config["seed"],
