@@ -51,7 +51,7 @@ def explicit_values(options, flag_values=FLAGS):
     return check_values(options, given)
 
 
-def parse_args(options, argv, flag_values=None, check=None):
+def parse_args(options, argv, flag_values=None, check=None, positional=None):
     """Parses and checks a command line against declared options; runs nothing.
 
     Args:
@@ -60,6 +60,9 @@ def parse_args(options, argv, flag_values=None, check=None):
         flag_values: an absl FlagValues to define the flags in (default: a
             fresh one).
         check: the command's own check of the values, `check(args, explicit)`.
+        positional: the name of a list option that takes the arguments that
+            are not flags (`tfi2i-report RUN1 RUN2` = `--runs=RUN1,RUN2`);
+            None: such arguments are an error.
 
     Returns:
         (args, explicit): a namespace with every option's value (defaults
@@ -76,14 +79,19 @@ def parse_args(options, argv, flag_values=None, check=None):
         rest = flag_values(["prog", *argv])
     except flags.Error as e:
         raise UserError(_one_line(e)) from None
-    return _checked_args(options, rest, flag_values, check)
+    return _checked_args(options, rest, flag_values, check, positional)
 
 
-def _checked_args(options, rest, flag_values, check):
-    if len(rest) > 1:
+def _checked_args(options, rest, flag_values, check, positional=None):
+    if len(rest) > 1 and positional is None:
         raise UserError(f"Unexpected arguments {' '.join(rest[1:])}; options are --flags "
                         "(see --helpfull).")
     explicit = explicit_values(options, flag_values)
+    if len(rest) > 1:
+        if positional in explicit:
+            raise UserError(f"Give the {positional} either as arguments or as --{positional}, "
+                            "not both.")
+        explicit.update(check_values(options, {positional: rest[1:]}))
     values = {**defaults(options), **explicit}
     for option in options:
         option.check(values[option.name])  # Required options are None here when missing.
@@ -97,11 +105,12 @@ def _one_line(error):
     return " ".join(str(error).split())
 
 
-def run_main(main, options, check=None, default_texts=None):
+def run_main(main, options, check=None, default_texts=None, positional=None):
     """Runs a command: flags from `options`, then `main(args, explicit)`.
 
     A bad flag or a UserError prints one line `error: ...` on stderr and exits
-    with status 2, without a traceback.
+    with status 2, without a traceback. `positional` names the list option that
+    takes the arguments that are not flags (see `parse_args`).
     """
     define_flags(options, FLAGS, default_texts)
 
@@ -112,8 +121,9 @@ def run_main(main, options, check=None, default_texts=None):
             _fail(_one_line(e))
 
     def guarded(argv):
+        quiet_tensorflow_logging()
         try:
-            args, explicit = _checked_args(options, argv, FLAGS, check)
+            args, explicit = _checked_args(options, argv, FLAGS, check, positional)
             return main(args, explicit)
         except UserError as e:
             _fail(e)
@@ -124,6 +134,24 @@ def run_main(main, options, check=None, default_texts=None):
 def _fail(message):
     print(f"error: {message}", file=sys.stderr)
     sys.exit(2)
+
+
+def quiet_tensorflow_logging():
+    """Hides TensorFlow's Python INFO lines (e.g. the checkpoint saver's), as `tfi2i.cli.quiet`
+    hides its C++ ones: unless the user set --verbosity or TF_CPP_MIN_LOG_LEVEL.
+
+    tfi2i's own absl INFO lines (the trainer's "Trained ... to step N") stay.
+    """
+    import logging as python_logging
+
+    from tfi2i.cli import quiet
+
+    if not FLAGS["verbosity"].present and not quiet.USER_SET_LOG_LEVEL:
+        python_logging.getLogger("tensorflow").setLevel(python_logging.WARNING)
+        # Some TF modules (the checkpoint saver) log through absl itself, as tfi2i does.
+        absl_logger = python_logging.getLogger("absl")
+        if not any(isinstance(f, quiet.DropLibraryInfo) for f in absl_logger.filters):
+            absl_logger.addFilter(quiet.DropLibraryInfo())
 
 
 def quiet_absl_logging():

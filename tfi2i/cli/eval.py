@@ -17,6 +17,14 @@ input half follows --direction, default the model's config); unpaired ones hold
 `seg` needs label maps: the translation inputs in model mode (label -> photo), --label_dir in
 folder mode. Prints a table, then one JSON line with every number.
 
+Folders are read with their sub-folders, as training data are (a sub-folder named like a
+split, e.g. train/, is an error), in the formats training reads (JPEG, PNG, BMP, GIF, WebP,
+TIFF), turned upright by their EXIF orientation (--noexif_orientation: as stored, as the
+reference FID code reads them). An unreadable file stops the run, named;
+--skip_bad_images leaves such files out with a warning. KID: when both sets are no larger
+than --kid_subset_size every subset is the whole of both sets, so KID is computed once
+and kid_std is n/a (null in the JSON), with kid_note saying why.
+
 FID/KID need the FID Inception weights: `tfi2i-eval --fetch_weights` (or
 `python -m tfi2i.metrics.weights --fetch`) downloads and verifies them once.
 """
@@ -28,7 +36,7 @@ import os
 
 import numpy as np
 
-from tfi2i.cli.common import run_main
+from tfi2i.cli.common import quiet_absl_logging, run_main
 from tfi2i.errors import UserError
 from tfi2i.options import Option
 
@@ -70,6 +78,11 @@ OPTIONS = (
     Option("json_out", str, None, "Also write the JSON result to this file."),
     Option("cache", bool, True, "Cache Inception features of folders (keyed by file names, "
            "sizes and mtimes)."),
+    Option("skip_bad_images", bool, False, "Leave out image files that cannot be read, with a "
+           "warning naming them, instead of stopping at the first."),
+    Option("exif_orientation", bool, True, "Turn photos upright by their EXIF orientation tag, "
+           "as training and translation do; --noexif_orientation reads the pixels as stored, "
+           "as the reference FID code does."),
 )
 
 
@@ -102,6 +115,8 @@ class ScoreOptions:
         cache: cache the Inception features of folders.
         segmenter: metric seg: a .keras file or SavedModel (None: the cached facades one).
         seg_palette: metric seg: the label maps' colours ("facades" or "cityscapes").
+        skip_bad_images: leave unreadable image files out (with a warning) instead of raising.
+        exif_orientation: turn photos upright by their EXIF orientation tag.
     """
     fid_weights: str | None = None
     batch_size: int = 16
@@ -110,6 +125,8 @@ class ScoreOptions:
     cache: bool = True
     segmenter: str | None = None
     seg_palette: str = "facades"
+    skip_bad_images: bool = False
+    exif_orientation: bool = True
 
 
 def _half(value):
@@ -120,20 +137,43 @@ def _stem(path):
     return os.path.splitext(os.path.basename(path))[0]
 
 
-def pair_by_name(fake_paths, other_paths, what):
-    """Pairs (fake, other) by file stem; every fake must find its partner."""
-    others = {_stem(p): p for p in other_paths}
-    missing = [os.path.basename(p) for p in fake_paths if _stem(p) not in others]
+def pair_by_name(fake_paths, other_paths, what, fake_root=None, other_root=None):
+    """Pairs (fake, other) by file stem; every fake must find its partner.
+
+    With the folders the paths are in (`fake_root`, `other_root`), by the path below
+    the folder without extension: outputs of `tfi2i-translate` keep their inputs'
+    sub-folders.
+    """
+    def key(path, root):
+        return _stem(path) if root is None else os.path.splitext(os.path.relpath(path, root))[0]
+
+    others = {key(p, other_root): p for p in other_paths}
+    missing = [os.path.relpath(p, fake_root) if fake_root else os.path.basename(p)
+               for p in fake_paths if key(p, fake_root) not in others]
     if missing:
         raise UserError(f"{len(missing)} generated images have no {what} of the same name "
                         f"(e.g. {missing[:3]}); name them alike to pair them.")
-    return [(p, others[_stem(p)]) for p in fake_paths]
+    return [(p, others[key(p, fake_root)]) for p in fake_paths]
 
 
-def _load(path, half):
+def folder_images(folder, options):
+    """The usable images of `folder` and its sub-folders, as training data are listed.
+
+    Every file's header is checked up front: an unreadable one stops the run with its
+    name, or with `options.skip_bad_images` is left out with a warning.
+    """
+    from tfi2i.data.decode import check_images
+    from tfi2i.metrics.fid import FeatureExtractor
+
+    return [info.path for info in check_images(
+        FeatureExtractor.folder_images(folder), folder, options.skip_bad_images,
+        options.exif_orientation)]
+
+
+def _load(path, half, exif_orientation=True):
     from tfi2i.metrics.fid import decode_image_file
 
-    return decode_image_file(path, _half(half)).numpy()
+    return decode_image_file(path, _half(half), exif_orientation).numpy()
 
 
 def _segmentation(options):
@@ -175,8 +215,12 @@ def _fid_kid(metrics, real, fake, options):
     if "fid" in metrics:
         out["fid"] = fid_lib.fid_from_features(real, fake)
     if "kid" in metrics:
+        # kid_std is None when both sets fit in one subset: no spread to estimate.
         out["kid"], out["kid_std"] = fid_lib.kid_from_features(
             real, fake, options.kid_subsets, options.kid_subset_size)
+        note = fid_lib.kid_spread_note(real.shape[0], fake.shape[0], options.kid_subset_size)
+        if note:
+            out["kid_note"] = note
     return out
 
 
@@ -197,22 +241,27 @@ def evaluate_folders(metrics, fake_dir, real_dir=None, real_half=None, fake_half
     Returns:
         {name: value}, with `real` and `fake` the folders.
     """
-    from tfi2i.data.decode import list_images
     from tfi2i.metrics import image as image_lib
 
     results = {"real": real_dir, "fake": fake_dir}  # real is None for seg only
     real_half, fake_half = _half(real_half), _half(fake_half)
-    fake_paths = list_images(fake_dir)
+    exif = options.exif_orientation
+    fake_paths = folder_images(fake_dir, options)
     if "fid" in metrics or "kid" in metrics:
         extractor = _feature_extractor(options)
-        real = extractor.from_folder(real_dir, real_half, cache=options.cache)
-        fake = extractor.from_folder(fake_dir, fake_half, cache=options.cache)
+        real = extractor.from_folder(real_dir, real_half, cache=options.cache,
+                                     skip_bad_images=options.skip_bad_images,
+                                     exif_orientation=exif)
+        fake = extractor.from_folder(fake_dir, fake_half, cache=options.cache,
+                                     skip_bad_images=options.skip_bad_images,
+                                     exif_orientation=exif)
         results.update(_fid_kid(metrics, real, fake, options))
     if any(m in metrics for m in PAIRED_METRICS):
-        pairs = pair_by_name(fake_paths, list_images(real_dir), "real image")
+        pairs = pair_by_name(fake_paths, folder_images(real_dir, options), "real image",
+                             fake_dir, real_dir)
         means = image_lib.PairedMeans(max_val=255.0)
         for fake_path, real_path in pairs:
-            a, b = _load(fake_path, fake_half), _load(real_path, real_half)
+            a, b = _load(fake_path, fake_half, exif), _load(real_path, real_half, exif)
             if a.shape != b.shape:
                 raise UserError(f"{fake_path} is {a.shape[1]}x{a.shape[0]} but {real_path} "
                                 f"is {b.shape[1]}x{b.shape[0]}; paired metrics need equal "
@@ -225,10 +274,10 @@ def evaluate_folders(metrics, fake_dir, real_dir=None, real_half=None, fake_half
             raise UserError("--metrics=seg in folder mode needs --label_dir (colour label "
                             "maps named like the --fake_dir files).")
         score, decode = _segmentation(options)
-        for fake_path, label_path in pair_by_name(fake_paths, list_images(label_dir),
-                                                  "label map"):
-            labels = decode(_load(label_path, label_half))
-            score.update(_load(fake_path, fake_half)[None], labels[None])
+        for fake_path, label_path in pair_by_name(fake_paths, folder_images(label_dir, options),
+                                                  "label map", fake_dir, label_dir):
+            labels = decode(_load(label_path, label_half, exif))
+            score.update(_load(fake_path, fake_half, exif)[None], labels[None])
         results.update(_seg_results(score))
     return results
 
@@ -287,9 +336,9 @@ def evaluate_model(metrics, translator, data_dir, split="test", direction=None, 
     Returns:
         {name: value}, with the data_dir, split and direction used.
     """
-    from tfi2i.data.decode import list_images
     from tfi2i.metrics import image as image_lib
 
+    exif = options.exif_orientation
     config = getattr(translator, "config", None) or {}
     direction = direction or config.get("direction") or "AtoB"
     directions = getattr(translator, "directions", [])
@@ -311,22 +360,24 @@ def evaluate_model(metrics, translator, data_dir, split="test", direction=None, 
         if skipped:
             print(f"note: {skipped} need paired data; {data_dir} is unpaired, skipped.")
         source, target = where if direction == "AtoB" else where[::-1]
-        paths = list_images(source)
+        paths = folder_images(source, options)
         for start in range(0, len(paths), batch_size):
             chunk = paths[start:start + batch_size]
-            outputs = translate([_load(p, None) for p in chunk])
+            outputs = translate([_load(p, None, exif) for p in chunk])
             if want_fid:
                 fake_features.append(extractor.from_images(outputs))
             if save_dir:
                 _save(outputs, chunk, save_dir)
         if want_fid:
-            real = extractor.from_folder(target, None, cache=options.cache)
+            real = extractor.from_folder(target, None, cache=options.cache,
+                                         skip_bad_images=options.skip_bad_images,
+                                         exif_orientation=exif)
             results.update(_fid_kid(metrics, real, np.concatenate(fake_features), options))
         return results
 
     # Paired AB files: A = left half, B = right half.
     input_half, target_half = ("left", "right") if direction == "AtoB" else ("right", "left")
-    paths = list_images(where)
+    paths = folder_images(where, options)
     means = image_lib.PairedMeans(max_val=255.0)
     want_paired = any(m in metrics for m in PAIRED_METRICS)
     seg = decode = None
@@ -334,8 +385,8 @@ def evaluate_model(metrics, translator, data_dir, split="test", direction=None, 
         seg, decode = _segmentation(options)
     for start in range(0, len(paths), batch_size):
         chunk = paths[start:start + batch_size]
-        inputs = [_load(p, input_half) for p in chunk]
-        targets = [_load(p, target_half) for p in chunk]
+        inputs = [_load(p, input_half, exif) for p in chunk]
+        targets = [_load(p, target_half, exif) for p in chunk]
         outputs = [np.asarray(o) for o in translate(inputs)]
         for output, target in zip(outputs, targets):
             if output.shape != target.shape:
@@ -355,7 +406,9 @@ def evaluate_model(metrics, translator, data_dir, split="test", direction=None, 
         results.update(_paired_results(metrics, means))
     results["n_pairs"] = len(paths)
     if want_fid:
-        real = extractor.from_folder(where, target_half, cache=options.cache)
+        real = extractor.from_folder(where, target_half, cache=options.cache,
+                                     skip_bad_images=options.skip_bad_images,
+                                     exif_orientation=exif)
         results.update(_fid_kid(metrics, real, np.concatenate(fake_features), options))
     if seg is not None:
         results.update(_seg_results(seg))
@@ -364,11 +417,14 @@ def evaluate_model(metrics, translator, data_dir, split="test", direction=None, 
 
 def format_table(results):
     """The scalar results as an aligned two-column table."""
-    rows = [(k, v) for k, v in results.items() if isinstance(v, (int, float, str))]
+    rows = [(k, v) for k, v in results.items()
+            if isinstance(v, (int, float, str)) or (k == "kid_std" and v is None)]
     width = max(len(k) for k, _ in rows)
     lines = []
     for key, value in rows:
-        if isinstance(value, float):
+        if key == "kid_std" and value is None:
+            value = "n/a (see kid_note)"
+        elif isinstance(value, float):
             value = f"{value:.6g}" if math.isfinite(value) else str(value)
         lines.append(f"{key:<{width}}  {value}")
     return "\n".join(lines)
@@ -386,6 +442,7 @@ def json_safe(value):
 
 
 def main(args, explicit):
+    quiet_absl_logging()
     if args.fetch_weights:
         from tfi2i.metrics.weights import fetch_fid_weights
 
@@ -397,7 +454,8 @@ def main(args, explicit):
     options = ScoreOptions(fid_weights=args.fid_weights, batch_size=args.batch_size,
                            kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size,
                            cache=args.cache, segmenter=args.segmenter,
-                           seg_palette=args.seg_palette)
+                           seg_palette=args.seg_palette, skip_bad_images=args.skip_bad_images,
+                           exif_orientation=args.exif_orientation)
     if args.fake_dir:
         results = evaluate_folders(metrics, args.fake_dir, args.real_dir,
                                    real_half=args.real_half, fake_half=args.fake_half,
@@ -409,7 +467,8 @@ def main(args, explicit):
             metrics, translator, args.data_dir, split=args.split, direction=args.direction,
             save_dir=args.save_dir, options=options)}
     results["kid_scale"] = "raw" if "kid" in results else results.get("kid_scale")
-    results = {k: v for k, v in results.items() if v is not None}
+    # kid_std stays when None: JSON null, "n/a" in the table (see kid_note).
+    results = {k: v for k, v in results.items() if v is not None or k == "kid_std"}
     print(format_table(results))
     line = json.dumps(json_safe(results), allow_nan=False)
     if args.json_out:

@@ -6,9 +6,12 @@
 
 --model is a run directory, an export directory (its highest version) or a
 .tflite file. Folders are searched recursively; outputs keep the inputs'
-names, relative paths and sizes. Images larger than --tile_size are
-translated in overlapping tiles blended without seams. Unreadable files are
-skipped and counted.
+names, relative paths and sizes. The formats are those of training data
+(JPEG, PNG, BMP, GIF, WebP, TIFF), decoded the same way and turned upright by
+their EXIF orientation (--noexif_orientation: as stored); other files are
+counted in a warning. Images larger than --tile_size are translated in
+overlapping tiles blended without seams. Unreadable files are skipped and
+counted.
 """
 
 import os
@@ -29,6 +32,9 @@ OPTIONS = (
     Option("batch_size", int, 4, "Images (or tiles) per call of the net.", min=1),
     Option("tile_size", int, 1024, "Images with a side above this are tiled.", min=1),
     Option("tile_overlap", int, 64, "Overlap of neighbouring tiles, in pixels.", min=0),
+    Option("exif_orientation", bool, True, "Turn photos upright by their EXIF orientation tag "
+           "first; --noexif_orientation translates the pixels as stored (as the reference "
+           "loader reads them)."),
 )
 
 
@@ -47,7 +53,8 @@ def main(args, explicit):
 
     translator = load(args.model, checkpoint=args.checkpoint, batch_size=args.batch_size,
                       tile_size=args.tile_size, tile_overlap=args.tile_overlap)
-    done, skipped = translate_files(translator, args.input, args.output, args.direction)
+    done, skipped = translate_files(translator, args.input, args.output, args.direction,
+                                    exif_orientation=args.exif_orientation)
     for name, reason in skipped:
         print(f"skipped {name}: {reason}")
     print(f"Translated {done} images into {args.output}; skipped {len(skipped)} unreadable "

@@ -294,14 +294,21 @@ def input_images(path):
     return path, [os.path.relpath(p, path) for p in list_images(path, recursive=True)]
 
 
-def read_image(path, channels=3):
-    """An image file as uint8 [H, W, channels], upright (EXIF orientation applied)."""
-    from PIL import Image, ImageOps
+def read_image(path, channels=3, exif_orientation=True):
+    """An image file as uint8 [H, W, channels], decoded as training data are.
 
-    with Image.open(path) as image:
-        image = ImageOps.exif_transpose(image)
-        array = np.asarray(image.convert("L" if channels == 1 else "RGB"))
-    return array[..., None] if channels == 1 else array
+    `tfi2i.data.decode.read_image`: the same formats and pixels, upright by the EXIF
+    orientation unless `exif_orientation` is False. One channel is PIL's
+    `convert("L")` of the RGB image, as the reference's.
+    """
+    from tfi2i.data.decode import read_image as decode_file
+
+    array = decode_file(path, exif_orientation)
+    if channels == 1:
+        from PIL import Image
+
+        return np.asarray(Image.fromarray(array).convert("L"))[..., None]
+    return array
 
 
 def write_image(path, image):
@@ -314,11 +321,13 @@ def write_image(path, image):
     Image.fromarray(image).save(path, **options)
 
 
-def translate_files(translator, input_path, output_dir, direction=None, progress=True):
+def translate_files(translator, input_path, output_dir, direction=None, progress=True,
+                    exif_orientation=True):
     """Translates an image file or a folder (recursively) into `output_dir`.
 
     Outputs keep their inputs' names and relative paths. Files that cannot be
-    read are skipped and reported.
+    read are skipped and reported. Inputs are turned upright by their EXIF
+    orientation unless `exif_orientation` is False.
 
     Returns:
         (number translated, list of (relative path, reason) for skipped files).
@@ -342,10 +351,11 @@ def translate_files(translator, input_path, output_dir, direction=None, progress
         chunk, images = [], []
         for name in names[start:start + chunk_size]:
             try:
-                images.append(read_image(os.path.join(root, name), channels))
+                images.append(read_image(os.path.join(root, name), channels,
+                                         exif_orientation))
                 chunk.append(name)
-            except Exception as e:  # PIL raises many types for bad files
-                skipped.append((name, f"{type(e).__name__}: {e}"))
+            except UserError as e:
+                skipped.append((name, str(e)))
         for name, output in zip(chunk, translator.translate(images, direction) if images else []):
             write_image(os.path.join(output_dir, name), output)
         done += len(chunk)

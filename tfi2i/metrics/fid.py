@@ -21,12 +21,13 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tfi2i.data.decode import decode_image, list_images
+from tfi2i.data.decode import check_images, decode_image, list_images
 from tfi2i.errors import UserError
 from tfi2i.files import atomic_path, default_cache_dir
 
 # Bumped when anything changes the features of a given file (decoding, resize, network).
-FEATURE_CACHE_VERSION = 1
+# 2: EXIF orientation honoured (by default), sub-folders read, TIFF decoded.
+FEATURE_CACHE_VERSION = 2
 
 
 def _as_features(features, name):
@@ -96,14 +97,20 @@ def kid_from_features(features1, features2, num_subsets=100, subset_size=1000, s
     Each of `num_subsets` rounds draws `m = min(subset_size, N1, N2)` rows without
     replacement from each set (first from set 1, then set 2, with
     `np.random.default_rng(seed)`) and computes the unbiased polynomial-kernel MMD^2.
+    When both sets are no larger than `subset_size`, every round would draw both
+    whole sets and give the same number: the MMD^2 of the whole sets is computed
+    once, and there is no spread over subsets to report.
 
     Returns:
-        (mean, std) over the subsets, floats. The mean can be slightly negative for sets
-        from the same distribution: the estimate is unbiased.
+        (mean, std) over the subsets, floats; std is None when both sets fit in one
+        subset (see above; `kid_spread_note` says so in words). The mean can be
+        slightly negative for sets from the same distribution: the estimate is unbiased.
     """
     x = _as_features(features1, "features1")
     y = _as_features(features2, "features2")
     m = min(subset_size, x.shape[0], y.shape[0])
+    if m == x.shape[0] and m == y.shape[0]:
+        return polynomial_mmd2_unbiased(x, y), None
     rng = np.random.default_rng(seed)
     values = []
     for _ in range(num_subsets):
@@ -111,6 +118,21 @@ def kid_from_features(features1, features2, num_subsets=100, subset_size=1000, s
         ys = y[rng.choice(y.shape[0], m, replace=False)]
         values.append(polynomial_mmd2_unbiased(xs, ys))
     return float(np.mean(values)), float(np.std(values))
+
+
+def kid_spread_note(n1, n2, subset_size):
+    """What KID's std means for sets of n1 and n2 images, or None when it is the usual spread."""
+    m = min(subset_size, n1, n2)
+    if m == n1 and m == n2:
+        return (f"no spread: both sets ({n1} and {n2} images) fit in one subset of "
+                f"{subset_size}, so KID is one estimate on the whole sets (a smaller "
+                "--kid_subset_size gives a spread over subsets)")
+    if m < subset_size:
+        small = "real" if m == n1 else "generated"
+        return (f"subsets of {m} images (the whole {small} set, fewer than the "
+                f"{subset_size} asked): the std is the spread over subsets of the larger set "
+                "only")
+    return None
 
 
 def crop_half(image, half):
@@ -123,12 +145,14 @@ def crop_half(image, half):
     return image[:, :width] if half == "left" else image[:, width: 2 * width]
 
 
-def decode_image_file(path, half=None):
+def decode_image_file(path, half=None, exif_orientation=True):
     """Read one image file as uint8 `[H, W, 3]` (tf ops, usable in tf.data).
 
-    JPEGs are decoded exactly as PIL does, as the reference FID implementations read them.
+    JPEGs are decoded exactly as PIL does, as the reference FID implementations read them;
+    photos are turned upright by their EXIF orientation unless `exif_orientation` is
+    False (the reference implementations read the pixels as stored).
     """
-    return crop_half(decode_image(tf.io.read_file(path), tf.uint8), half)
+    return crop_half(decode_image(tf.io.read_file(path), tf.uint8, exif_orientation), half)
 
 
 def _find_unreadable(paths):
@@ -191,12 +215,12 @@ class FeatureExtractor:
             dataset = tf.data.Dataset.from_tensor_slices(tf.stack(images)).batch(self.batch_size)
         return self.from_dataset(dataset)
 
-    def folder_dataset(self, paths, half=None):
+    def folder_dataset(self, paths, half=None, exif_orientation=True):
         """tf.data pipeline: decode, crop a half, resize to 299 (TF1 bilinear), batch."""
         from tfi2i.metrics.inception import resize_like_tf1
 
         def load(path):
-            image = tf.cast(decode_image_file(path, half), tf.float32)
+            image = tf.cast(decode_image_file(path, half, exif_orientation), tf.float32)
             return resize_like_tf1(image[None])[0]
 
         return (tf.data.Dataset.from_tensor_slices(paths)
@@ -215,34 +239,55 @@ class FeatureExtractor:
         stat = os.stat(path)
         return [os.path.abspath(path), stat.st_size, stat.st_mtime_ns]
 
-    def folder_cache_key(self, folder, half=None):
-        """Cache key: file names, sizes and mtimes, the half, the weights file, the version."""
+    def folder_cache_key(self, folder, half=None, paths=None, exif_orientation=True):
+        """Cache key: file paths (below `folder`), sizes and mtimes, the half, the EXIF
+        option, the weights file, the version.
+
+        Args:
+            paths: the files whose features are cached (default: `folder_images`).
+        """
         entries = []
-        for path in list_images(folder):
+        for path in self.folder_images(folder) if paths is None else paths:
             stat = os.stat(path)
-            entries.append([os.path.basename(path), stat.st_size, stat.st_mtime_ns])
+            entries.append([os.path.relpath(path, folder), stat.st_size, stat.st_mtime_ns])
         record = {"version": FEATURE_CACHE_VERSION, "folder": os.path.abspath(folder),
-                  "half": half or "none", "files": entries, "weights": self._weights_key()}
+                  "half": half or "none", "files": entries, "weights": self._weights_key(),
+                  "exif_orientation": bool(exif_orientation)}
         return hashlib.sha1(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
-    def from_folder(self, folder, half=None, cache=True):
-        """Features of every image in `folder` (sorted by name), cached per folder.
+    @staticmethod
+    def folder_images(folder):
+        """The images of a folder that are scored: with sub-folders, as training data are read
+        (`tfi2i.data.list_images`; a sub-folder named like a split is an error)."""
+        return list_images(folder, recursive=True, refuse_splits=True)
+
+    def from_folder(self, folder, half=None, cache=True, skip_bad_images=False,
+                    exif_orientation=True):
+        """Features of every image in `folder` and its sub-folders (in listing order), cached.
+
+        Every file's header is checked first (`tfi2i.data.decode.check_images`).
 
         Args:
             folder: a folder of images.
             half: "left"/"right" takes that half of side-by-side pairs; None the whole image.
             cache: reuse/write `<cache>/fid_features/<key>.npy`; the key changes whenever a
                 file is added, removed or modified (size or mtime), or the weights change.
+            skip_bad_images: leave unreadable files out with a warning instead of raising.
+            exif_orientation: turn photos upright by their EXIF orientation tag.
+
+        Raises:
+            UserError: an unreadable file (unless skipped), or no usable one.
         """
-        paths = list_images(folder)
+        paths = [info.path for info in check_images(
+            self.folder_images(folder), folder, skip_bad_images, exif_orientation)]
         cache_path = None
         if cache:
-            key = self.folder_cache_key(folder, half)
+            key = self.folder_cache_key(folder, half, paths, exif_orientation)
             cache_path = str(default_cache_dir() / "fid_features" / (key + ".npy"))
             if os.path.isfile(cache_path):
                 return np.load(cache_path)
         try:
-            features = self.from_dataset(self.folder_dataset(paths, half))
+            features = self.from_dataset(self.folder_dataset(paths, half, exif_orientation))
         except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as error:
             bad, message = _find_unreadable(paths)
             if bad is None:
@@ -258,10 +303,17 @@ class FeatureExtractor:
 
 def fid_kid_folders(real_dir, fake_dir, real_half=None, fake_half=None, extractor=None,
                     kid_subsets=100, kid_subset_size=1000, cache=True):
-    """FID and KID (mean, std) between two image folders; returns a dict."""
+    """FID and KID (mean, std) between two image folders; returns a dict.
+
+    `kid_std` is None, and `kid_note` says why, when both folders fit in one KID subset.
+    """
     extractor = extractor or FeatureExtractor()
     real = extractor.from_folder(real_dir, real_half, cache=cache)
     fake = extractor.from_folder(fake_dir, fake_half, cache=cache)
     kid, kid_std = kid_from_features(real, fake, kid_subsets, kid_subset_size)
-    return {"fid": fid_from_features(real, fake), "kid": kid, "kid_std": kid_std,
-            "n_real": int(real.shape[0]), "n_fake": int(fake.shape[0])}
+    result = {"fid": fid_from_features(real, fake), "kid": kid, "kid_std": kid_std,
+              "n_real": int(real.shape[0]), "n_fake": int(fake.shape[0])}
+    note = kid_spread_note(real.shape[0], fake.shape[0], kid_subset_size)
+    if note:
+        result["kid_note"] = note
+    return result
