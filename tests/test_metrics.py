@@ -27,7 +27,7 @@ from tfi2i.metrics import diversity as diversity_lib
 from tfi2i.metrics import fid as fid_lib
 from tfi2i.metrics import image as image_lib
 from tfi2i.metrics import segmentation as seg
-from tfi2i.metrics import torchfile
+from tfi2i import torchfile
 from tfi2i.metrics import weights as weights_lib
 from tfi2i.metrics.callback import EvaluationCallback
 from tfi2i.metrics.evaluator import Evaluator

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfi2i.errors import UserError
-from tfi2i.metrics import torchfile
+from tfi2i import torchfile
 
 FID_IMAGE_SIZE = 299
 FEATURE_DIM = 2048
