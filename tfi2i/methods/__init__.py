@@ -3,5 +3,7 @@
 from tfi2i.methods.registry import METHODS, get_method, register
 from tfi2i.methods.pix2pix import Pix2Pix
 from tfi2i.methods.cyclegan import CycleGAN
+from tfi2i.methods.dtn import DTN
+from tfi2i.methods.simgan import SimGAN
 
-__all__ = ["METHODS", "get_method", "register", "Pix2Pix", "CycleGAN"]
+__all__ = ["METHODS", "get_method", "register", "Pix2Pix", "CycleGAN", "DTN", "SimGAN"]

@@ -197,6 +197,31 @@ class TranslationModel(keras.Model):
                      for g, v in zip(grads, variables)]
         opt.apply(grads, variables)
 
+    @staticmethod
+    def image_grid(rows):
+        """Sample grids: each row a list of image batches shown side by side.
+
+        Args:
+            rows: lists of [batch, H, W, 1 or 3] images in [-1, 1], e.g.
+                [[real_A, fake_B, rec_A], [real_B, fake_A, rec_B]]; the images of
+                one row have the same height.
+
+        Returns:
+            [batch * len(rows), H, W * columns, 3] float32: the rows stacked, gray
+            images repeated to RGB (what TensorBoard and the PNG writer take).
+        """
+        def rgb(image):
+            image = tf.cast(image, tf.float32)
+            return tf.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image
+
+        return tf.concat([tf.concat([rgb(image) for image in row], axis=2) for row in rows],
+                         axis=0)
+
+    @property
+    def metrics(self):
+        """The Mean trackers (`trackers`), which fit resets each epoch and logs."""
+        return list(self.trackers.values())
+
     def _update_trackers(self, values):
         """Updates the Mean trackers; returns their results, the step's logs."""
         for name, value in values.items():

@@ -155,10 +155,6 @@ class CycleGAN(TranslationModel):
                 f"which the image pools (--pool_size={config['pool_size']}) cannot hold: use a "
                 "cropping mode (resize_and_crop, crop, scale_width_and_crop) or --pool_size=0.")
 
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
     def group_variables(self, group):
         nets = {"g": (self.G_A, self.G_B), "d": (self.D_A, self.D_B)}[group]
         return [v for net in nets for v in net.trainable_variables]
@@ -318,8 +314,7 @@ class CycleGAN(TranslationModel):
 
         An A row is a, G_A(a), G_B(G_A(a)) and, with the identity loss on,
         G_B(a) (which should look like a); a B row the same with the roles
-        swapped. With a 1-channel and a 3-channel domain, gray images are
-        repeated to 3 channels so that all rows stack.
+        swapped.
         """
         real_A, real_B = batch
         fake_B = self.G_A(real_A, training=False)
@@ -329,11 +324,4 @@ class CycleGAN(TranslationModel):
         if self.hp.lambda_identity > 0:
             row_A.append(self.G_B(real_A, training=False))
             row_B.append(self.G_A(real_B, training=False))
-        channels = max(self.hp.input_nc, self.hp.output_nc)
-
-        def widen(image):
-            image = tf.cast(image, tf.float32)
-            return tf.repeat(image, channels, axis=-1) if image.shape[-1] == 1 else image
-
-        rows = [tf.concat([widen(i) for i in row], axis=2) for row in (row_A, row_B)]
-        return tf.concat(rows, axis=0)
+        return self.image_grid([row_A, row_B])

@@ -84,10 +84,6 @@ class Pix2Pix(TranslationModel):
             raise UserError("--gan_mode=wgan does not fit pix2pix, which has no weight clipping: "
                             "use vanilla, lsgan, wgangp or hinge.")
 
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
     def group_variables(self, group):
         return {"g": self.G, "d": self.D}[group].trainable_variables
 
@@ -167,5 +163,4 @@ class Pix2Pix(TranslationModel):
 
     def sample_images(self, batch):
         real_A, real_B = batch
-        fake_B = self.translate(real_A)
-        return tf.concat([real_A, fake_B, real_B], axis=2)
+        return self.image_grid([[real_A, self.translate(real_A), real_B]])
