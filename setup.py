@@ -25,6 +25,8 @@ setup(
         # tensorflow-datasets' download_and_prepare imports it without declaring it.
         "importlib_resources",
         "numpy",
+        # USPS digits in HDF5 (usps.h5); TensorFlow installs it too, tfi2i reads it directly.
+        "h5py",
         # FID's matrix algebra and the segmentation score's palette fitting.
         "scipy",
         "pillow",
@@ -35,7 +37,8 @@ setup(
     ],
     extras_require={
         # The serving client too, so its gRPC example is tested against a real PredictionService.
-        "test": ["pytest", "pytest-xdist", "tensorflow-serving-api>=2.21,<2.22"],
+        # playwright drives the system's Chromium in the study page's browser test.
+        "test": ["pytest", "pytest-xdist", "tensorflow-serving-api>=2.21,<2.22", "playwright"],
         "serving": ["tensorflow-serving-api>=2.21,<2.22"],
     },
     entry_points={
@@ -44,6 +47,10 @@ setup(
             "tfi2i-translate=tfi2i.cli.translate:run",
             "tfi2i-export=tfi2i.cli.export:run",
             "tfi2i-eval=tfi2i.cli.eval:run",
+            "tfi2i-compare=tfi2i.cli.compare:run",
+            "tfi2i-import=tfi2i.cli.import_:run",
+            "tfi2i-report=tfi2i.cli.report:run",
+            "tfi2i-study-merge=tfi2i.cli.report:run_merge",
         ],
     },
 )

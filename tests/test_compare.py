@@ -61,6 +61,9 @@ def test_compare_trains_scores_and_reuses_runs(tmp_path):
             "000.png", "001.png", "002.png"]
     assert json.loads((out / "table.json").read_text())["scores"] == json.loads(
         json.dumps(table["scores"]))
+    # The result pages, with each entry's output.
+    index = (out / "report" / "AtoB" / "index.html").read_text()
+    assert "cyclegan:cycle_only" in index and (out / "report" / "AtoB" / "study.html").exists()
     # A second comparison with the same budget reuses the trained runs as they are.
     checkpoint = out / "runs" / "cyclegan_cycle_only" / "checkpoints" / "checkpoint"
     mtime = os.path.getmtime(checkpoint)

@@ -16,6 +16,8 @@ from tfi2i import config as run_config
 from tfi2i.cli import compare as compare_cli
 from tfi2i.cli import eval as eval_cli
 from tfi2i.cli import export as export_cli
+from tfi2i.cli import import_ as import_cli
+from tfi2i.cli import report as report_cli
 from tfi2i.cli import train as train_cli
 from tfi2i.cli import translate as translate_cli
 from tfi2i.cli.common import parse_args
@@ -69,10 +71,17 @@ def command_setups(tmp_path):
                                               f"--output={tmp_path / 'out'}"],
                       translate_cli.check),
         "export": (export_cli.OPTIONS, [f"--run_dir={run_dir}"], export_cli.check),
+        "import": (import_cli.OPTIONS,
+                   [f"--pth={os.path.join(REPO, 'tests', 'data', 'torch', 'unet_zip.pth')}",
+                    f"--output={tmp_path / 'imported'}"], import_cli.check),
         "eval --model": (eval_cli.OPTIONS, [f"--model={run_dir}", f"--data_dir={images}"],
                          eval_cli.check),
         "eval --fake_dir": (eval_cli.OPTIONS, [f"--real_dir={images}", f"--fake_dir={images}"],
                             eval_cli.check),
+        "report": (report_cli.OPTIONS, [f"--runs={run_dir}", f"--output={tmp_path / 'report'}"],
+                   report_cli.check),
+        "study-merge": (report_cli.MERGE_OPTIONS, [f"--results={run_dir / 'config.json'}"],
+                        report_cli.check_merge),
     }
     setups["compare"] = (compare_cli.OPTIONS, ["--runs=cyclegan", f"--data_dir={images}",
                                                f"--output={tmp_path / 'cmp'}", "--max_steps=1"],

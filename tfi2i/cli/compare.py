@@ -20,8 +20,10 @@ row "input (untranslated)": the baseline every method must beat). With --metrics
 translations of --seg_direction (whose inputs are label maps, facades: BtoA) also get the
 FCN-score (the facades segmenter of `tfi2i-eval --metrics=seg`).
 
-Writes OUTPUT/table.md (one row per entry, one column group per direction) and
-OUTPUT/table.json (every number, with each run's directory and key options).
+Writes OUTPUT/table.md (one row per entry, one column group per direction),
+OUTPUT/table.json (every number, with each run's directory and key options) and, per
+direction, the result pages of `tfi2i-report` (OUTPUT/report/<direction>/index.html: input |
+each entry's output | target, and study.html, the real-vs-fake study).
 """
 
 import json
@@ -220,6 +222,23 @@ def markdown_table(rows, directions, metrics):
     return "\n".join(lines) + "\n"
 
 
+def _write_report(args, direction, runs, rows):
+    """OUTPUT/report/<direction>/: the side-by-side pages and the real-vs-fake study."""
+    from tfi2i.report.build import write_report
+
+    names = [name for name, run in runs.items() if direction in rows[run["entry"]]
+             and rows[run["entry"]][direction].get("run") == name]
+    if not names:
+        return
+    run_dirs = [runs[name]["run_dir"] for name in names]
+    scores = {runs[name]["run_dir"]: {k: v for k, v in rows[runs[name]["entry"]][direction].items()
+                                      if isinstance(v, (int, float))} for name in names}
+    write_report(run_dirs, os.path.join(args.output, "report", direction),
+                 labels=[runs[name]["entry"] for name in names], direction=direction,
+                 split=args.split, extra_metrics=scores, progress=None,
+                 title=f"tfi2i-compare, {direction}")
+
+
 def compare(args):
     """Trains, translates and scores every entry; returns the table as a dict."""
     from tfi2i.data import resolve_dataset
@@ -262,6 +281,8 @@ def compare(args):
             save_images(folder, names, translate_all(model.generators[direction], inputs))
             row[direction] = {**score(args, folder, *dirs(direction)), "run": name}
         del model
+    for direction in args.directions:
+        _write_report(args, direction, runs, rows)
     table = {"data": root, "split": args.split, "size": args.crop_size,
              "max_steps": args.max_steps, "directions": list(args.directions),
              "metrics": list(args.metrics), "runs": runs, "scores": rows}
