@@ -98,3 +98,33 @@ def write_unpaired_dataset(root, counts=(("trainA", 5), ("trainB", 3), ("testA",
             image = smooth_image(rng, sizes[i % len(sizes)])
             Image.fromarray(image).save(os.path.join(root, folder, f"{folder}_{i:03d}.png"))
     return str(root)
+
+
+# -- the command-line apps, as subprocesses (tests of the CLI round trips) ------------------
+
+CLI_ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+
+
+def start_cli(module, *args):
+    """Starts `python -m tfi2i.cli.<module> ARGS` in the repository; returns the Popen."""
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", f"tfi2i.cli.{module}", *args], env=CLI_ENV,
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish_cli(proc, timeout=300):
+    """Waits for a `start_cli` process; asserts it succeeded; returns its stdout."""
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err[-3000:]
+    return out
+
+
+def read_pngs(folder):
+    """(sorted file names, uint8 RGB array [N, H, W, 3]) of the PNGs in a folder."""
+    import glob
+
+    files = sorted(glob.glob(os.path.join(folder, "*.png")))
+    return [os.path.basename(p) for p in files], np.stack(
+        [np.asarray(Image.open(p).convert("RGB")) for p in files])

@@ -3,7 +3,10 @@
 from tfi2i.methods.registry import METHODS, get_method, register
 from tfi2i.methods.pix2pix import Pix2Pix
 from tfi2i.methods.cyclegan import CycleGAN
+from tfi2i.methods.dualgan import DualGAN
+from tfi2i.methods.discogan import DiscoGAN
 from tfi2i.methods.dtn import DTN
 from tfi2i.methods.simgan import SimGAN
 
-__all__ = ["METHODS", "get_method", "register", "Pix2Pix", "CycleGAN", "DTN", "SimGAN"]
+__all__ = ["METHODS", "get_method", "register", "Pix2Pix", "CycleGAN", "DualGAN", "DiscoGAN",
+           "DTN", "SimGAN"]

@@ -27,8 +27,8 @@ from tfi2i import losses
 from tfi2i.config import DIRECTION, INPUT_NC, OUTPUT_NC, PLATFORM_OPTIONS
 from tfi2i.errors import UserError
 from tfi2i.methods.base import TranslationModel
-from tfi2i.methods.options import (FEATURE_OPTIONS, GAN_MODE, INIT_GAIN, INIT_TYPE, LAMBDA_GAN,
-                                   LAMBDA_GP, N_LAYERS_D, NDF, NETD, NETG, NGF, NORM,
+from tfi2i.methods.options import (FEATURE_OPTIONS, GAN_MODE, INIT_GAIN, INIT_TYPE, LAMBDA_A,
+                                   LAMBDA_B, LAMBDA_GAN, LAMBDA_GP, N_LAYERS_D, NDF, NETD, NETG, NGF, NORM,
                                    POOL_SIZE, USE_DROPOUT)
 from tfi2i.methods.registry import register
 from tfi2i.nets import check_size, define_D, define_G, size_divisor, with_features
@@ -85,8 +85,8 @@ class CycleGAN(TranslationModel):
         NORM.with_default("instance"), USE_DROPOUT.with_default(False), INIT_TYPE, INIT_GAIN,
         GAN_MODE.with_default("lsgan"),
         LAMBDA_GAN,
-        Option("lambda_A", float, 10.0, "Weight of the cycle loss A -> B -> A.", min=0.0),
-        Option("lambda_B", float, 10.0, "Weight of the cycle loss B -> A -> B.", min=0.0),
+        LAMBDA_A,
+        LAMBDA_B,
         Option("lambda_identity", float, 0.5, "Weight of the identity loss, relative to the "
                "cycle weights: |G_A(b) - b| gets lambda_identity * lambda_B, |G_B(a) - a| "
                "lambda_identity * lambda_A. Needs input_nc == output_nc; 0 turns it off.",

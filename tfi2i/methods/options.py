@@ -29,6 +29,11 @@ GAN_MODE = Option("gan_mode", str, "lsgan", "Adversarial loss.", choices=GAN_MOD
 LAMBDA_GAN = Option("lambda_gan", float, 1.0, "Weight of the adversarial terms (1 in the "
                     "papers); 0 trains the generators without them and the discriminators not "
                     "at all (CycleGAN's \"cycle alone\" ablation).", min=0.0)
+LAMBDA_A = Option("lambda_A", float, 10.0, "Weight of the reconstruction of domain A "
+                  "through the other domain, |G_B(G_A(a)) - a| (CycleGAN's cycle loss A -> B -> "
+                  "A, DualGAN's lambda_U).", min=0.0)
+LAMBDA_B = Option("lambda_B", float, 10.0, "Weight of the reconstruction of domain B, "
+                  "|G_A(G_B(b)) - b| (DualGAN's lambda_V).", min=0.0)
 POOL_SIZE = Option("pool_size", int, 50, "Past fakes kept per discriminator (the image "
                    "history pool of SimGAN and CycleGAN); 0 updates the discriminators on the "
                    "newest fakes only.", min=0)
