@@ -38,7 +38,7 @@ def test_bad_entries_are_refused_before_any_work(tmp_path, argv, message):
         args_for(*argv, f"--data_dir={tmp_path}", "--output=out", "--max_steps=3")
 
 
-def test_compare_trains_scores_and_reuses_runs(tmp_path):
+def test_compare_trains_scores_and_writes_the_pages(tmp_path):
     data = write_ab_dataset(tmp_path / "data", splits=(("train", 4), ("test", 3)))
     out = tmp_path / "out"
     # One unpaired entry end to end (the paired path differs only in the plan, above).
@@ -64,13 +64,6 @@ def test_compare_trains_scores_and_reuses_runs(tmp_path):
     # The result pages, with each entry's output.
     index = (out / "report" / "AtoB" / "index.html").read_text()
     assert "cyclegan:cycle_only" in index and (out / "report" / "AtoB" / "study.html").exists()
-    # A second comparison with the same budget reuses the trained runs as they are.
-    checkpoint = out / "runs" / "cyclegan_cycle_only" / "checkpoints" / "checkpoint"
-    mtime = os.path.getmtime(checkpoint)
-    again, _ = compare(args_for(*argv))
-    assert os.path.getmtime(checkpoint) == mtime
-    assert again["scores"]["cyclegan:cycle_only"]["AtoB"]["fid"] == pytest.approx(
-        table["scores"]["cyclegan:cycle_only"]["AtoB"]["fid"], rel=1e-4)
 
 
 def test_markdown_table_has_a_column_group_per_direction():
