@@ -26,7 +26,6 @@ direction, the result pages of `tfi2i-report` (OUTPUT/report/<direction>/index.h
 each entry's output | target, and study.html, the real-vs-fake study).
 """
 
-import json
 import os
 import re
 

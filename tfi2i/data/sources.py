@@ -27,17 +27,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from absl import logging
-
 from tfi2i.data import digits, download, sample, tfds_source
 from tfi2i.data.decode import (IMAGE_EXTENSIONS, holds_images, inspect_image, is_image_file,
-                               list_images)
+                               list_images, report_bad)
 from tfi2i.data.domains import DomainImages, UnpairedExamples
 from tfi2i.data.registry import DATASETS
 from tfi2i.errors import UserError
-
-# Bad files listed in one error message; the rest are counted.
-_LIST_AT_MOST = 10
 
 
 def resolve_dataset(dataset=None, data_dir=None, cache_dir=None, mirror=None,
@@ -290,7 +285,7 @@ def _scan_domain(folder, skip_bad_images, exif_orientation=True):
            exif_orientation)
     if key not in _scans:
         infos = _inspect_all(_list_images(folder), exif_orientation)
-        _report_bad(str(folder), len(infos),
+        report_bad(str(folder), len(infos),
                     [(i.path, i.problem) for i in infos if i.problem], skip_bad_images)
         good = [i for i in infos if not i.problem]
         _scans[key] = DomainImages(str(folder), tuple(i.path for i in good),
@@ -355,7 +350,7 @@ def _scan_ab(folder, skip_bad_images, exif_orientation=True):
             bad.append((info.path, problem))
         else:
             good.append(info)
-    _report_bad(str(folder), len(infos), bad, skip_bad_images)
+    report_bad(str(folder), len(infos), bad, skip_bad_images)
     paths = tuple(i.path for i in good)
     return PairedExamples(str(folder), "ab", paths, paths,
                           tuple((i.height, i.width // 2) for i in good))
@@ -380,7 +375,7 @@ def _scan_folders(a_dir, b_dir, skip_bad_images, exif_orientation=True):
                         f"{a.width}x{a.height}; paired images must have the same size"))
         else:
             good.append((a, b))
-    _report_bad(f"{a_dir} + {b_dir}", len(a_files) + len(b_files), bad, skip_bad_images)
+    report_bad(f"{a_dir} + {b_dir}", len(a_files) + len(b_files), bad, skip_bad_images)
     return PairedExamples(f"{a_dir} + {b_dir}", "folders", tuple(a.path for a, _ in good),
                           tuple(b.path for _, b in good),
                           tuple((a.height, a.width) for a, _ in good))
@@ -397,19 +392,3 @@ def _by_stem(paths, folder):
         files[stem] = path
     return files
 
-
-def _report_bad(where, total, bad, skip_bad_images):
-    """Raises for unusable files, or logs a warning when skipping them."""
-    if not bad:
-        return
-    listed = "\n".join(f"  {path}: {problem}" for path, problem in bad[:_LIST_AT_MOST])
-    more = f"\n  ... and {len(bad) - _LIST_AT_MOST} more" if len(bad) > _LIST_AT_MOST else ""
-    if skip_bad_images and len(bad) < total:
-        logging.warning("Skipping %d of %d image files in %s that cannot be used:\n%s%s",
-                        len(bad), total, where, listed, more)
-        return
-    if skip_bad_images:
-        raise UserError(f"None of the {total} image files in {where} can be used:\n{listed}{more}")
-    raise UserError(f"{len(bad)} of {total} image files in {where} cannot be used:\n"
-                    f"{listed}{more}\nFix or remove them, or set skip_bad_images "
-                    "(--skip_bad_images) to leave them out.")
