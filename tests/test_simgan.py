@@ -76,5 +76,7 @@ def test_features_regularization_uses_frozen_inception_features_outside_checkpoi
 def test_presets_and_errors():
     config = resolve_config("simgan", None, {"preset": "features"})
     assert config["regularization"] == "features" and config["netG"] == "resnet_9blocks"
+    with pytest.raises(UserError, match="pool_size"):   # the pool holds fixed-size images
+        resolve_config("simgan", None, {"preprocess": "none"})
     with pytest.raises(UserError, match="wgan does not fit simgan"):
         SimGAN(gan_mode="wgan")

@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from tfi2i.config import PAIRED_METRICS
 from tfi2i.errors import UserError
-from tfi2i.methods.options import check_crop_fits_generator
+from tfi2i.methods.options import check_crop_fits_generator, check_pool_fits_preprocess
 from tfi2i.options import check_values, defaults
 
 # Keyword arguments that belong to keras.Model, not to the method.
@@ -93,7 +93,8 @@ class TranslationModel(keras.Model):
         """Checks a resolved run config for options that do not fit together.
 
         The base class checks that the crop size fits the generator (for a
-        method with a `netG` option); a method adds its own rules.
+        method with a `netG` option) and that training images fit its image
+        pools (with a `pool_size` option); a method adds its own rules.
 
         Raises:
             UserError: naming the options and the fix.
@@ -110,6 +111,8 @@ class TranslationModel(keras.Model):
                             "or kid.")
         if "netG" in cls.option_names():
             check_crop_fits_generator(config)
+        if "pool_size" in cls.option_names():
+            check_pool_fits_preprocess(config)
 
     def get_config(self):
         config = super().get_config()

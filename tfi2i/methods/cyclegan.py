@@ -144,17 +144,6 @@ class CycleGAN(TranslationModel):
                 f"--input_nc={options['input_nc']} and --output_nc={options['output_nc']}: "
                 "set --lambda_identity=0.")
 
-    @classmethod
-    def check_config(cls, config):
-        super().check_config(config)
-        # The pools hold crop_size x crop_size images (static shapes, for XLA
-        # and tf.distribute); these modes give training images of other sizes.
-        if config["pool_size"] > 0 and config["preprocess"] in ("scale_width", "none"):
-            raise UserError(
-                f"--preprocess={config['preprocess']} gives training images of varying sizes, "
-                f"which the image pools (--pool_size={config['pool_size']}) cannot hold: use a "
-                "cropping mode (resize_and_crop, crop, scale_width_and_crop) or --pool_size=0.")
-
     def group_variables(self, group):
         nets = {"g": (self.G_A, self.G_B), "d": (self.D_A, self.D_B)}[group]
         return [v for net in nets for v in net.trainable_variables]

@@ -73,3 +73,16 @@ def check_crop_fits_generator(config):
         f"--crop_size={crop} does not fit --netG={netG}, which needs image sides that are "
         f"multiples of {divisor}: use --crop_size={suggestion}"
         + (f", or a generator that takes {crop} px: {', '.join(fits)}." if fits else "."))
+
+
+def check_pool_fits_preprocess(config):
+    """Raises UserError when --preprocess gives images of varying sizes but a pool is on.
+
+    Image pools hold crop_size x crop_size images (static shapes, for XLA and
+    tf.distribute); scale_width and none give training images of other sizes.
+    """
+    if config["pool_size"] > 0 and config["preprocess"] in ("scale_width", "none"):
+        raise UserError(
+            f"--preprocess={config['preprocess']} gives training images of varying sizes, "
+            f"which the image pools (--pool_size={config['pool_size']}) cannot hold: use a "
+            "cropping mode (resize_and_crop, crop, scale_width_and_crop) or --pool_size=0.")

@@ -121,15 +121,6 @@ class SimGAN(TranslationModel):
             raise UserError("--gan_mode=wgan does not fit simgan, which has no weight "
                             "clipping: use lsgan, vanilla, wgangp or hinge.")
 
-    @classmethod
-    def check_config(cls, config):
-        super().check_config(config)
-        if config["pool_size"] > 0 and config["preprocess"] in ("scale_width", "none"):
-            raise UserError(
-                f"--preprocess={config['preprocess']} gives training images of varying sizes, "
-                f"which the image pool (--pool_size={config['pool_size']}) cannot hold: use a "
-                "cropping mode or --pool_size=0.")
-
     def group_variables(self, group):
         return {"g": self.G, "d": self.D}[group].trainable_variables
 
