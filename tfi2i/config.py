@@ -87,6 +87,9 @@ PLATFORM_OPTIONS = (
     Option("weight_decay", float, 0.0, "L2 weight decay as in PyTorch's optimizers: "
            "weight_decay * w is added to every gradient (coupled, not AdamW's decoupled "
            "decay).", min=0.0),
+    Option("ema_decay", float, 0.0, "Exponential moving average of the generators' weights, "
+           "decay per update (e.g. 0.999); exports, translate, eval and --eval_metrics use "
+           "the average instead of the last weights. 0: off.", min=0.0, max=0.99999),
     Option("lr_policy", str, "linear", "Learning-rate policy.", choices=LR_POLICIES),
     Option("lr_decay_iters", int, 50, "For --lr_policy=step: epochs between x0.1.", min=1),
     # The run.

@@ -269,6 +269,8 @@ def compare(args):
         config = run_config(args, method, preset, train_direction, run_dir)
         print(f"== {name}: training to step {args.max_steps} in {run_dir}", flush=True)
         model = train(config)
+        if model.ema is not None:
+            model.ema.copy_to_weights()  # Scored as exported: the averaged generators.
         runs[name] = {"entry": entry, "run_dir": run_dir, "method": method, "preset": preset,
                       "steps": int(model.step.numpy()),
                       "options": {k: config[k] for k in model.option_names()}}

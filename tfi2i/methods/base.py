@@ -134,11 +134,13 @@ class TranslationModel(keras.Model):
     def build_discriminators(self, height, width):
         """Creates the discriminators' variables (a method overrides it)."""
 
-    def compile(self, jit_compile=False, weight_decay=0.0, **optimizers):
+    def compile(self, jit_compile=False, weight_decay=0.0, ema_decay=0.0, **optimizers):
         """Takes one optimizer per network group, e.g. g_optimizer, d_optimizer.
 
         Args:
             jit_compile: compile the train step with XLA.
+            ema_decay: with a value > 0, keeps a moving average of the generators'
+                weights, moved after each of their updates (`average_generator_weights`).
             weight_decay: L2 weight decay the way PyTorch's optimizers apply it
                 (the papers' reference code): `weight_decay * w` is added to
                 the gradient of every trainable variable, before the
@@ -164,10 +166,21 @@ class TranslationModel(keras.Model):
             opt.build(self.group_variables(group))
             setattr(self, f"{group}_optimizer", opt)
             self.optimizers[group] = opt
+        self.ema = self.average_generator_weights(ema_decay) if ema_decay else None
 
     def group_variables(self, group):
         """Trainable variables updated by the optimizer of `group`."""
         raise NotImplementedError
+
+    def average_generator_weights(self, decay):
+        """A `WeightAverage` of the generators' trainable weights (`--ema_decay`).
+
+        Call it once the networks are built, in the strategy scope they were built in;
+        the model tracks it, so checkpoints hold the averages.
+        """
+        from tfi2i.training.ema import WeightAverage, generator_variables
+
+        return WeightAverage(generator_variables(self), decay, name="generator_average")
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Keras's TF trainer "symbolically builds" a model made under a
@@ -199,6 +212,8 @@ class TranslationModel(keras.Model):
             grads = [None if g is None else g + self.weight_decay * tf.cast(v, g.dtype)
                      for g, v in zip(grads, variables)]
         opt.apply(grads, variables)
+        if getattr(self, "ema", None) is not None:
+            self.ema.update(variables)
 
     @staticmethod
     def image_grid(rows):

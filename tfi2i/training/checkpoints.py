@@ -82,7 +82,8 @@ def restore_run(run_dir, checkpoint=None):
 
     Returns:
         (model, config): the method with restored weights (optimizers are not
-        restored) and the run's config dict.
+        restored; with --ema_decay the generators hold their averaged weights)
+        and the run's config dict.
     """
     from tfi2i.methods import get_method  # Methods import nets; keep this module light.
 
@@ -103,5 +104,9 @@ def restore_run(run_dir, checkpoint=None):
     model = get_method(config["method"]).from_run_config(config)
     size = config.get("crop_size", 256)
     model.build_for_size(size, size)
+    if config.get("ema_decay"):
+        model.ema = model.average_generator_weights(config["ema_decay"])
     tf.train.Checkpoint(model=model).read(path).expect_partial().assert_existing_objects_matched()
+    if config.get("ema_decay"):
+        model.ema.copy_to_weights()  # Inference uses the averaged generators.
     return model, config

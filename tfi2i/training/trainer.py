@@ -83,7 +83,8 @@ def build_compiled_model(config, steps_per_epoch, strategy):
                                      config["lr_decay_iters"])
             opts[f"{group}_optimizer"] = _optimizer(config, schedule)
         model.compile(jit_compile=bool(config["jit_compile"]),
-                      weight_decay=config["weight_decay"], **opts)
+                      weight_decay=config["weight_decay"], ema_decay=config["ema_decay"],
+                      **opts)
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
     return model, epoch
 
@@ -236,8 +237,15 @@ def _evaluation_callback(config, model, epoch_var, val_data, is_chief):
         from tfi2i.metrics.segmentation import load_segmenter
         segmenter = load_segmenter(config.get("segmenter"))
     evaluator = Evaluator(val_data, metrics=config["eval_metrics"], segmenter=segmenter)
+
+    def translate(images):
+        if model.ema is None:
+            return model.translate(images)
+        with model.ema.swapped():  # Scored as exported: the averaged generators.
+            return model.translate(images)
+
     return EvaluationCallback(
-        evaluator, translate=model.translate, every_n_epochs=config["eval_every_epochs"],
+        evaluator, translate=translate, every_n_epochs=config["eval_every_epochs"],
         log_dir=os.path.join(run_dir, "logs") if is_chief else None,
         best_metric=config.get("best_metric"), save_best=save_best)
 
