@@ -121,3 +121,37 @@ def test_feature_matching_loss_matches_a_direct_numpy_computation():
     assert float(losses.feature_matching_loss(real, flipped)[0]) == pytest.approx(0, abs=1e-10)
     with pytest.raises(ValueError, match="as many real as fake"):
         losses.feature_matching_loss(real, fake[:1])
+
+
+def test_kl_divergence_sum_and_mean_match_the_closed_form():
+    rng = np.random.default_rng(0)
+    mu, logvar = rng.normal(size=(3, 8)), rng.normal(size=(3, 8)) * 0.5
+    # KL(N(mu, s^2) || N(0, 1)) per dimension = log(1/s) + (s^2 + mu^2) / 2 - 1/2.
+    s2 = np.exp(logvar)
+    per_dim = -0.5 * logvar + 0.5 * (s2 + mu ** 2) - 0.5
+    np.testing.assert_allclose(losses.kl_divergence(mu, logvar, "sum").numpy(),
+                               per_dim.sum(1), rtol=1e-5)
+    np.testing.assert_allclose(losses.kl_divergence(mu, logvar, "mean").numpy(),
+                               per_dim.mean(1), rtol=1e-5)
+    zero = np.zeros((2, 4))
+    np.testing.assert_allclose(losses.kl_divergence(zero, zero).numpy(), [0.0, 0.0])
+    with pytest.raises(UserError, match="KL reduction"):
+        losses.kl_divergence(mu, logvar, "batch")
+
+
+def test_latent_l2_and_regression():
+    mu = np.array([[1.0, -2.0], [0.0, 3.0]])
+    np.testing.assert_allclose(losses.latent_l2(mu).numpy(), [2.5, 4.5])
+    np.testing.assert_allclose(losses.latent_regression_loss(mu, np.zeros((2, 2))).numpy(),
+                               [1.5, 1.5])
+
+
+def test_mode_seeking_loss_is_the_inverse_ratio_of_batch_mean_distances():
+    rng = np.random.default_rng(1)
+    f1, f2 = rng.uniform(-1, 1, (2, 4, 4, 3)), rng.uniform(-1, 1, (2, 4, 4, 3))
+    z1, z2 = rng.normal(size=(2, 8)), rng.normal(size=(2, 8))
+    ratio = np.abs(f1 - f2).mean() / np.abs(z1 - z2).mean()
+    out = losses.mode_seeking_loss(f1, f2, z1, z2).numpy()
+    np.testing.assert_allclose(out, [1 / (ratio + 1e-5)] * 2, rtol=1e-5)
+    # Outputs that spread further apart for the same codes cost less.
+    assert losses.mode_seeking_loss(f1, 3 * f2, z1, z2).numpy()[0] < out[0]

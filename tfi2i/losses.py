@@ -271,3 +271,62 @@ def feature_loss(kind, real_features, fake_features, mmd_kernel="gaussian"):
     if kind == "mmd":
         return mmd_loss(real_features, fake_features, kernel=mmd_kernel)
     raise UserError(f"Unknown feature loss {kind!r}; choose one of {', '.join(FEATURE_LOSSES)}.")
+
+
+# -- latent codes (multimodal and shared-latent methods) -----------------------------------
+
+KL_REDUCTIONS = ("sum", "mean")
+
+
+def kl_divergence(mu, logvar, reduction="sum"):
+    """Per-example KL(N(mu, exp(logvar)) || N(0, I)) of an encoder's Gaussian code.
+
+    0.5 * (mu^2 + exp(logvar) - 1 - logvar), reduced over the code's dimensions:
+
+    - "sum": the textbook KL, as BicycleGAN's and DRIT's reference code compute it (their
+      `torch.sum(kl_element).mul_(-0.5)`). The references also sum over the batch; a method
+      that keeps that scale multiplies the batch mean by its batch size.
+    - "mean": the mean over the dimensions (the code-size-independent form).
+
+    Args:
+        mu, logvar: [batch, ...] the encoder's mean and log-variance.
+        reduction: "sum" or "mean".
+    """
+    if reduction not in KL_REDUCTIONS:
+        raise UserError(f"Unknown KL reduction {reduction!r}; choose one of "
+                        f"{', '.join(KL_REDUCTIONS)}.")
+    mu, logvar = tf.cast(mu, tf.float32), tf.cast(logvar, tf.float32)
+    element = 0.5 * (tf.square(mu) + tf.exp(logvar) - 1.0 - logvar)
+    element = tf.reshape(element, [tf.shape(element)[0], -1])
+    return tf.reduce_sum(element, axis=1) if reduction == "sum" else tf.reduce_mean(element, 1)
+
+
+def latent_l2(mu):
+    """Per-example mean of mu^2: UNIT's "KL" term, its encoders' code having unit variance.
+
+    UNIT's reference (`_compute_kl`: `torch.mean(torch.pow(mu, 2))`) samples z = mu + n,
+    n ~ N(0, I), so the KL to N(0, I) is 0.5 * sum(mu^2); the code takes the mean instead of
+    the half-sum, and so does this.
+    """
+    return _per_example_mean(tf.square(tf.cast(mu, tf.float32)))
+
+
+def latent_regression_loss(z_predicted, z):
+    """Per-example mean |E(G(x, z)) - z|: BicycleGAN's cLR-GAN latent regression."""
+    return l1_loss(z_predicted, z)
+
+
+def mode_seeking_loss(fake_1, fake_2, z_1, z_2, eps=1e-5):
+    """Mode seeking (MSGAN, Mao et al. 2019; the DRIT++ term): 1 / (d_images / d_codes + eps).
+
+    d_images = mean |fake_1 - fake_2| and d_codes = mean |z_1 - z_2|, each over the whole
+    (global) batch as DRIT++'s reference computes them (`torch.mean` of the batch); two
+    outputs of one input from different codes should differ as much as their codes do, so
+    the loss falls as they spread. Returned as that value for every example, like
+    `feature_matching_loss`.
+    """
+    d_images = tf.reduce_mean(_global_batch_mean(
+        tf.abs(tf.cast(fake_1, tf.float32) - tf.cast(fake_2, tf.float32))))
+    d_codes = tf.reduce_mean(_global_batch_mean(
+        tf.abs(tf.cast(z_1, tf.float32) - tf.cast(z_2, tf.float32))))
+    return tf.fill([tf.shape(fake_1)[0]], 1.0 / (d_images / d_codes + eps))
