@@ -277,6 +277,8 @@ def export_generators(generators, size_divisor, config, output_dir, version=None
         "version": version,
         "size_divisor": int(size_divisor),
         "generators": generator_keys(generators),
+        # config.json is written with sorted keys: the default (serving_default's) by name.
+        "default": next(iter(generators)),
         "signatures": sorted(module.signatures()),
         "variables_bytes": directory_bytes(os.path.join(work_dir, "variables")),
         "keras_weights_bytes": keras_weights_bytes(generators),

@@ -431,8 +431,12 @@ def _load_savedmodel(savedmodel_dir, translator_args):
         raise UserError(f"{savedmodel_dir} has no tfi2i config.json with an 'export' section; "
                         f"it was not written by tfi2i-export. Re-export it from its run.")
     loaded = tf.saved_model.load(savedmodel_dir)
-    nets = {name: savedmodel_net(loaded.signatures[spec["float"]])
-            for name, spec in info["generators"].items()}
+    # The default direction first (serving_default's); exports older than the "default"
+    # key fall back to the run's direction.
+    default = info.get("default", config.get("direction"))
+    names = sorted(info["generators"], key=lambda name: name != default)
+    nets = {name: savedmodel_net(loaded.signatures[info["generators"][name]["float"]])
+            for name in names}
     translator = Translator(nets, info["size_divisor"], config, **translator_args)
     translator.loaded = loaded  # keeps the signatures' variables alive
     return translator
