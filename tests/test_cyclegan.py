@@ -1,7 +1,6 @@
 """CycleGAN: the reference nets, each loss term and its weight, the update order,
 the image pools, fit, checkpoints, XLA and MirroredStrategy."""
 
-import warnings
 
 import keras
 import numpy as np
@@ -393,31 +392,6 @@ def test_pools_are_in_the_checkpoint(tmp_path):
     # And the pools draw on from there: the next step's D losses agree.
     first, second = step(model, a, b), step(again, a, b)
     np.testing.assert_allclose(second["D_B"], first["D_B"], rtol=1e-6)
-
-
-def test_jit_compile_trains_a_step():
-    from tensorflow.python.framework import config as tf_config
-
-    # Keras silently turns XLA off while op determinism is on (another test may have set it).
-    determinism = tf_config.is_op_determinism_enabled()
-    tf_config.disable_op_determinism()
-    try:
-        keras.utils.set_random_seed(0)
-        model = CycleGAN(**TINY, netD="n_layers", n_layers_D=2, pool_size=2)
-        model.build_for_size(SIZE, SIZE)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            model.compile(g_optimizer=_adam(), d_optimizer=_adam(), jit_compile=True)
-        assert not [w for w in caught if "jit_compile" in str(w.message)]
-        assert model.jit_compile is True
-        history = model.fit(tf.data.Dataset.from_tensors((domain(1), domain(2))).repeat(2),
-                            verbose=0)
-        assert int(model.step.numpy()) == 2
-        assert np.isfinite(history.history["g_loss"][0])
-        assert model.fake_B_pool.state()["num_images"].numpy().tolist() == [2]
-    finally:
-        if determinism:
-            tf.config.experimental.enable_op_determinism()
 
 
 # -- distribution --------------------------------------------------------------------------
