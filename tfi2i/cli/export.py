@@ -72,6 +72,9 @@ def export(args):
     from tfi2i.training.checkpoints import restore_run
 
     model, config = restore_run(args.run_dir, args.checkpoint)
+    # A method whose translation TFLite cannot hold says why (before anything is written).
+    if "tflite" in args.format and getattr(model, "tflite_unsupported", None):
+        raise UserError(f"--format=tflite: {model.tflite_unsupported}")
     generators, divisor = model.generators, model.size_divisor
     output = args.output or os.path.join(
         "export", os.path.basename(os.path.normpath(args.run_dir)))
