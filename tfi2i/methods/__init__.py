@@ -7,6 +7,8 @@ from tfi2i.methods.dualgan import DualGAN
 from tfi2i.methods.discogan import DiscoGAN
 from tfi2i.methods.dtn import DTN
 from tfi2i.methods.simgan import SimGAN
+from tfi2i.methods.cogan import CoGAN
+from tfi2i.methods.bigan import BiGAN
 
 __all__ = ["METHODS", "get_method", "register", "Pix2Pix", "CycleGAN", "DualGAN", "DiscoGAN",
-           "DTN", "SimGAN"]
+           "DTN", "SimGAN", "BiGAN", "CoGAN"]
