@@ -1,4 +1,5 @@
-"""--feature_loss=fm|mmd in pix2pix and CycleGAN: the term, its weight, who it trains."""
+"""--feature_loss=fm|mmd in pix2pix, CycleGAN, SimGAN and BiGAN: the term, its weight, who it
+trains."""
 
 import keras
 import numpy as np
@@ -6,7 +7,8 @@ import pytest
 import tensorflow as tf
 
 from tfi2i import losses
-from tfi2i.methods import CycleGAN, Pix2Pix
+from tfi2i.methods import BiGAN, CycleGAN, Pix2Pix, SimGAN
+from tfi2i.methods.bigan import pair
 from tfi2i.nets import define_D, with_features
 
 SIZE = 32
@@ -85,3 +87,51 @@ def test_cyclegan_feature_terms_pull_each_generator_through_its_own_D(tmp_path):
     ckpt.restore(path)
     for x, v in zip(before, model.D_B.weights):
         np.testing.assert_array_equal(x, v.numpy())
+
+
+def _grads_reach(loss_fn, variables):
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(loss_fn())
+    grads = tape.gradient(loss, variables)
+    return any(g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in grads)
+
+
+@pytest.mark.parametrize("feature_loss", ["fm", "mmd"])
+def test_simgan_feature_term_of_the_fake_against_real_b(feature_loss):
+    keras.utils.set_random_seed(0)
+    model = SimGAN(netG="resnet_6blocks", ngf=8, ndf=8, feature_loss=feature_loss,
+                   lambda_feature=3.0, lambda_reg=4.0)
+    model.build_for_size(SIZE, SIZE)
+    a, b = images(5), images(6)
+    terms, fake = model.generator_losses(a, b)
+    _, ff = model.D_features(fake, training=True)
+    _, rf = model.D_features(b, training=True)
+    np.testing.assert_allclose(terms["feat"].numpy(),
+                               losses.feature_loss(feature_loss, rf, ff).numpy(), rtol=1e-4)
+    assert float(terms["feat"][0]) > 0
+    np.testing.assert_allclose(terms["g_loss"].numpy(),
+                               (terms["G"] + 4.0 * terms["reg"] + 3.0 * terms["feat"]).numpy(),
+                               rtol=1e-5)
+    assert _grads_reach(lambda: model.generator_losses(a, b)[0]["feat"],
+                        model.G.trainable_variables)
+    assert "feat" not in SimGAN(netG="resnet_6blocks", ngf=8, ndf=8).train_names
+
+
+def test_bigan_feature_term_pulls_both_pairs_together():
+    keras.utils.set_random_seed(0)
+    model = BiGAN(netG="resnet_6blocks", ngf=8, ndf=8, feature_loss="fm", lambda_feature=2.0)
+    model.build_for_size(SIZE, SIZE)
+    a, b = images(7), images(8)
+    terms, pairs = model.generator_losses(a, b)
+    np.testing.assert_allclose(pairs["fake"].numpy(),
+                               pair(model.G(a, training=True), a).numpy(), rtol=1e-5, atol=1e-6)
+    _, ff = model.D_features(pairs["fake"], training=True)
+    _, rf = model.D_features(pairs["real"], training=True)
+    np.testing.assert_allclose(terms["feat"].numpy(),
+                               losses.feature_matching_loss(rf, ff).numpy(), rtol=1e-4)
+    np.testing.assert_allclose(terms["g_loss"].numpy(),
+                               (terms["G"] + terms["E"] + 2.0 * terms["feat"]).numpy(), rtol=1e-5)
+    feat = lambda: model.generator_losses(a, b)[0]["feat"]
+    # Through the generated pair to G, through the data pair to E.
+    assert _grads_reach(feat, model.G.trainable_variables)
+    assert _grads_reach(feat, model.E.trainable_variables)

@@ -41,6 +41,9 @@ Choices, ours where the papers do not fix them for images-as-codes:
   joint generator/encoder update), then one of D (the "d" group) on the pairs of the same
   forward pass, made before the G/E update (CycleGAN's order). There is no lambda_gan: the
   adversarial loss is the whole objective, and its weight would only be a learning rate.
+- `--feature_loss=fm|mmd` adds lambda_feature * the distance between the generated and the
+  data pairs in D's hidden features (logged as feat); it reaches G through the generated
+  pair and E through the data pair.
 """
 
 import keras
@@ -50,10 +53,10 @@ from tfi2i import losses
 from tfi2i.config import DIRECTION, INPUT_NC, OUTPUT_NC, PLATFORM_OPTIONS
 from tfi2i.errors import UserError
 from tfi2i.methods.base import TranslationModel
-from tfi2i.methods.options import (GAN_MODE, INIT_GAIN, INIT_TYPE, LAMBDA_GP, N_LAYERS_D, NDF,
-                                   NETD, NETG, NGF, NORM, USE_DROPOUT)
+from tfi2i.methods.options import (FEATURE_OPTIONS, GAN_MODE, INIT_GAIN, INIT_TYPE, LAMBDA_GP,
+                                   N_LAYERS_D, NDF, NETD, NETG, NGF, NORM, USE_DROPOUT)
 from tfi2i.methods.registry import register
-from tfi2i.nets import check_size, define_D, define_G, size_divisor
+from tfi2i.nets import check_size, define_D, define_G, size_divisor, with_features
 
 _SEED = next(o for o in PLATFORM_OPTIONS if o.name == "seed")
 
@@ -88,6 +91,7 @@ class BiGAN(TranslationModel):
         NETG.with_default("resnet_9blocks"), NETD, INPUT_NC, OUTPUT_NC, NGF, NDF, N_LAYERS_D,
         NORM.with_default("instance"), USE_DROPOUT.with_default(False), INIT_TYPE, INIT_GAIN,
         GAN_MODE.with_default("vanilla"),
+        *FEATURE_OPTIONS,
         LAMBDA_GP,
         DIRECTION,
         _SEED,
@@ -104,7 +108,11 @@ class BiGAN(TranslationModel):
         # One D of (image, code) pairs: a B image beside an A code.
         self.D = define_D(hp.netD, hp.output_nc + hp.input_nc, hp.ndf, n_layers_D=hp.n_layers_D,
                           name="D", **nets)
-        names = ["G", "E", "g_loss", "D", "d_loss"] + (["gp"] if hp.gan_mode == "wgangp" else [])
+        if hp.feature_loss != "none":
+            # The same D, also returning its hidden features (no copied weights).
+            self.D_features = with_features(self.D)
+        names = (["G", "E"] + (["feat"] if hp.feature_loss != "none" else [])
+                 + ["g_loss", "D", "d_loss"] + (["gp"] if hp.gan_mode == "wgangp" else []))
         self.train_names = names
         self.test_names = ["rec_A", "rec_B", "l1_AtoB", "l1_BtoA"]
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names + self.test_names}
@@ -165,9 +173,19 @@ class BiGAN(TranslationModel):
         fake_B = self.G(real_A, training=training)
         code_B = self.E(real_B, training=training)
         pairs = {"fake": pair(fake_B, real_A), "real": pair(real_B, code_B)}
-        terms = {"G": self._fool(self.D(pairs["fake"], training=training), True),
-                 "E": self._fool(self.D(pairs["real"], training=training), False)}
+        hp = self.hp
+        if hp.feature_loss == "none":
+            fake_logits = self.D(pairs["fake"], training=training)
+            real_logits = self.D(pairs["real"], training=training)
+        else:
+            fake_logits, fake_features = self.D_features(pairs["fake"], training=training)
+            real_logits, real_features = self.D_features(pairs["real"], training=training)
+        terms = {"G": self._fool(fake_logits, True), "E": self._fool(real_logits, False)}
         terms["g_loss"] = terms["G"] + terms["E"]
+        if hp.feature_loss != "none":
+            terms["feat"] = losses.feature_loss(hp.feature_loss, real_features, fake_features,
+                                                hp.mmd_kernel)
+            terms["g_loss"] += hp.lambda_feature * terms["feat"]
         return terms, pairs
 
     def discriminator_losses(self, real_pair, fake_pair):

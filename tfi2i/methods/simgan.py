@@ -5,6 +5,7 @@ Images through Adversarial Training", CVPR 2017; as the CycleGAN paper (Zhu et a
 section 5.1.2) uses it for unpaired translation:
 
     L = lambda_gan * L_GAN(G, D) + lambda_reg * |phi(G(a)) - phi(a)|_1
+        [+ lambda_feature * (--feature_loss of G(a) against b in D's hidden features)]
 
 G translates domain A to B; D judges domain B (real b against G(a)), updated from a history
 of past fakes (SimGAN's "history of refined images", the image pool CycleGAN took from it).
@@ -29,11 +30,11 @@ from tfi2i import losses
 from tfi2i.config import DIRECTION, INPUT_NC, OUTPUT_NC, PLATFORM_OPTIONS
 from tfi2i.errors import UserError
 from tfi2i.methods.base import TranslationModel
-from tfi2i.methods.options import (GAN_MODE, INIT_GAIN, INIT_TYPE, LAMBDA_GAN, LAMBDA_GP,
-                                   N_LAYERS_D, NDF, NETD, NETG, NGF, NORM, POOL_SIZE,
-                                   USE_DROPOUT)
+from tfi2i.methods.options import (FEATURE_OPTIONS, GAN_MODE, INIT_GAIN, INIT_TYPE,
+                                   LAMBDA_GAN, LAMBDA_GP, N_LAYERS_D, NDF, NETD, NETG, NGF,
+                                   NORM, POOL_SIZE, USE_DROPOUT)
 from tfi2i.methods.registry import register
-from tfi2i.nets import check_size, define_D, define_G, size_divisor
+from tfi2i.nets import check_size, define_D, define_G, size_divisor, with_features
 from tfi2i.options import Option
 from tfi2i.training.pool import ImagePool
 
@@ -92,6 +93,7 @@ class SimGAN(TranslationModel):
                choices=("pixel", "features")),
         Option("lambda_reg", float, 10.0, "Weight of the regularization term.", min=0.0),
         LAMBDA_GAN,
+        *FEATURE_OPTIONS,
         POOL_SIZE,
         LAMBDA_GP,
         DIRECTION,
@@ -106,11 +108,14 @@ class SimGAN(TranslationModel):
                           use_dropout=hp.use_dropout, name="G", **nets)
         self.D = define_D(hp.netD, hp.output_nc, hp.ndf, n_layers_D=hp.n_layers_D, name="D",
                           **nets)
+        if hp.feature_loss != "none":
+            # The same D, also returning its hidden features (no copied weights).
+            self.D_features = with_features(self.D)
         self.fake_pool = ImagePool(hp.pool_size, seed=hp.seed, name="fake_pool")
         # The frozen feature net stays out of Keras's tracking (not in checkpoints).
         self._frozen = types.SimpleNamespace(phi=None)
-        names = ["G", "reg", "g_loss", "D", "d_loss"] + (
-            ["gp"] if hp.gan_mode == "wgangp" else [])
+        names = (["G", "reg"] + (["feat"] if hp.feature_loss != "none" else [])
+                 + ["g_loss", "D", "d_loss"] + (["gp"] if hp.gan_mode == "wgangp" else []))
         self.train_names = names
         self.test_names = ["l1_AtoB"]
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names + self.test_names}
@@ -148,27 +153,37 @@ class SimGAN(TranslationModel):
             self._frozen.phi = inception_features()
         return self._frozen.phi(images)
 
-    def generator_losses(self, real_A, training=True):
-        """({G, reg, g_loss}: [batch] tensors, fake_B)."""
+    def generator_losses(self, real_A, real_B, training=True):
+        """({G, reg, g_loss} (and feat with a feature_loss): [batch] tensors, fake_B).
+
+        feat is the --feature_loss of G(a) against real b in D's hidden features.
+        """
         hp = self.hp
         fake_B = self.G(real_A, training=training)
-        terms = {
-            "G": losses.gan_loss(hp.gan_mode, self.D(fake_B, training=training), True,
-                                 for_discriminator=False),
-            # Pixels: 1-channel and 3-channel domains broadcast against each other.
-            "reg": losses.l1_loss(self.phi(fake_B), self.phi(real_A)),
-        }
+        terms = {}
+        if hp.feature_loss == "none":
+            logits = self.D(fake_B, training=training)
+        else:
+            logits, fake_features = self.D_features(fake_B, training=training)
+            _, real_features = self.D_features(real_B, training=training)
+            terms["feat"] = losses.feature_loss(hp.feature_loss, real_features, fake_features,
+                                                hp.mmd_kernel)
+        terms["G"] = losses.gan_loss(hp.gan_mode, logits, True, for_discriminator=False)
+        # Pixels: 1-channel and 3-channel domains broadcast against each other.
+        terms["reg"] = losses.l1_loss(self.phi(fake_B), self.phi(real_A))
         terms["g_loss"] = hp.lambda_gan * terms["G"] + hp.lambda_reg * terms["reg"]
+        if hp.feature_loss != "none":
+            terms["g_loss"] += hp.lambda_feature * terms["feat"]
         return terms, fake_B
 
     def train_step(self, data):
         real_A, real_B = data
         with tf.GradientTape() as g_tape:
-            g_terms, fake_B = self.generator_losses(real_A)
+            g_terms, fake_B = self.generator_losses(real_A, real_B)
             g_scalar = self.average(g_terms["g_loss"])
         self.apply("g", g_tape, g_scalar)
-        if self.hp.lambda_gan == 0:
-            return self._update_trackers(g_terms)
+        if self.hp.lambda_gan == 0 and self.hp.feature_loss == "none":
+            return self._update_trackers(g_terms)  # Nothing needs D.
         fake = self.fake_pool.query(tf.stop_gradient(fake_B))
         with tf.GradientTape() as d_tape:
             d_real = losses.gan_loss(self.hp.gan_mode, self.D(real_B, training=True), True)
