@@ -19,12 +19,24 @@ def args_for(*argv):
     return parse_args(OPTIONS, list(argv), check=check)[0]
 
 
-def test_plan_trains_unpaired_methods_once_and_paired_ones_per_direction(tmp_path):
-    args = args_for("--runs=cyclegan:gan_only,pix2pix", f"--data_dir={tmp_path}",
+def test_plan_trains_two_way_methods_once_and_one_way_ones_per_direction(tmp_path):
+    args = args_for("--runs=cyclegan:gan_only,pix2pix,simgan,bigan", f"--data_dir={tmp_path}",
                     "--output=out", "--max_steps=3", "--directions=BtoA,AtoB")
     plan = [(name, direction, scored) for _, name, _, _, direction, scored in plan_runs(args)]
     assert plan == [("cyclegan_gan_only", "BtoA", ["BtoA", "AtoB"]),
-                    ("pix2pix_BtoA", "BtoA", ["BtoA"]), ("pix2pix_AtoB", "AtoB", ["AtoB"])]
+                    ("pix2pix_BtoA", "BtoA", ["BtoA"]), ("pix2pix_AtoB", "AtoB", ["AtoB"]),
+                    ("simgan_BtoA", "BtoA", ["BtoA"]), ("simgan_AtoB", "AtoB", ["AtoB"]),
+                    ("bigan", "BtoA", ["BtoA", "AtoB"])]
+
+
+def test_methods_translate_the_ways_they_declare():
+    from tfi2i.methods import METHODS
+
+    for name, cls in METHODS.items():
+        small = {k: v for k, v in dict(ngf=8, ndf=8, netG="resnet_6blocks").items()
+                 if k in cls.option_names()}
+        ways = set(cls(direction="BtoA", **small).generators)
+        assert ways == ({"BtoA", "AtoB"} if cls.bidirectional else {"BtoA"}), name
 
 
 @pytest.mark.parametrize("argv, message", [

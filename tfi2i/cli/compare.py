@@ -7,9 +7,10 @@
 Each entry of --runs is a method, or `method:preset` (a named preset of the method, e.g.
 CycleGAN's ablations). Every entry trains on the same data for the same --max_steps at
 --crop_size (`OUTPUT/runs/<entry>`); a run that already exists there is reused (resumed to
-the budget, or taken as it is when it has reached it). Unpaired methods train once and are
-scored in both directions (their two generators); paired methods (pix2pix, the paired upper
-bound) train one run per direction. Paired data are read as two unpaired domains for the
+the budget, or taken as it is when it has reached it). Methods that translate both ways
+(CycleGAN and the like) train once and are scored in both directions (their two
+generators); one-way methods (pix2pix, the paired upper bound; SimGAN) train one run per
+direction. Paired data are read as two unpaired domains for the
 unpaired methods, so they never see a pair.
 
 Scoring is one protocol for every entry: the test split at --crop_size (bicubic resize, as
@@ -101,15 +102,16 @@ def entry_name(entry):
 def plan_runs(args):
     """[(entry, run name, method, preset, train direction, scored directions)], in order.
 
-    An unpaired method trains once (data direction: the first of --directions) and is
-    scored in every direction; a paired one trains once per direction.
+    A method that translates both ways trains once (data direction: the first of
+    --directions) and is scored in every direction; a one-way method (pix2pix, SimGAN,
+    DTN) trains once per direction.
     """
     from tfi2i.methods import get_method
 
     plan = []
     for entry in args.runs:
         method, preset = parse_entry(entry)
-        if get_method(method).paired:
+        if not get_method(method).bidirectional:
             for direction in args.directions:
                 plan.append((entry, f"{entry_name(entry)}_{direction}", method, preset,
                              direction, [direction]))

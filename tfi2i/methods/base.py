@@ -20,6 +20,7 @@ import types
 import keras
 import tensorflow as tf
 
+from tfi2i import losses
 from tfi2i.config import PAIRED_METRICS
 from tfi2i.errors import UserError
 from tfi2i.methods.options import check_crop_fits_generator, check_pool_fits_preprocess
@@ -39,6 +40,9 @@ class TranslationModel(keras.Model):
             keyword arguments; the method reads the checked values from
             `self.hp` (e.g. `self.hp.lambda_L1`).
         paired: whether `fit` data are aligned (input, target) pairs.
+        bidirectional: whether one run translates both ways (its `generators`
+            are `both_ways(...)`: CycleGAN's G_A and G_B); otherwise it
+            translates its data's direction only.
         optimizer_groups: names of the network groups with their own
             optimizer, in the order `compile()` takes them, e.g. ("g", "d")
             for `compile(g_optimizer=..., d_optimizer=...)`.
@@ -46,6 +50,7 @@ class TranslationModel(keras.Model):
 
     options = ()
     paired = True
+    bidirectional = False
     optimizer_groups = ("g", "d")
 
     def __init_subclass__(cls, **kwargs):
@@ -262,6 +267,29 @@ class TranslationModel(keras.Model):
     def generators(self):
         """Ordered {name: generator} to export; the first one is the default."""
         raise NotImplementedError
+
+    def both_ways(self, forward, backward):
+        """`generators` of a method that translates both ways: {the data's direction:
+        forward (its A -> B), the reverse direction: backward (B -> A)}."""
+        reverse = {"AtoB": "BtoA", "BtoA": "AtoB"}[self.hp.direction]
+        return {self.hp.direction: forward, reverse: backward}
+
+    def both_ways_validation(self, forward, backward, real_A, real_B,
+                             rec_names=("rec_A", "rec_B"), rec=None):
+        """Validation numbers of a two-way method, per example.
+
+        rec_A = rec(backward(forward(a)), a) and rec_B = rec(forward(backward(b)), b) (the
+        round trips; `rec` default L1), l1_AtoB = |forward(a) - a|_1 and l1_BtoA =
+        |backward(b) - b|_1 (how far each translation moved its input; a 1-channel domain
+        broadcasts against a 3-channel one).
+        """
+        rec = rec or losses.l1_loss
+        fake_B = forward(real_A, training=False)
+        fake_A = backward(real_B, training=False)
+        return {rec_names[0]: rec(backward(fake_B, training=False), real_A),
+                rec_names[1]: rec(forward(fake_A, training=False), real_B),
+                "l1_AtoB": losses.l1_loss(fake_B, real_A),
+                "l1_BtoA": losses.l1_loss(fake_A, real_B)}
 
     @property
     def size_divisor(self):

@@ -84,6 +84,7 @@ class BiGAN(TranslationModel):
     """
 
     paired = False
+    bidirectional = True
     # G and E share one optimizer (BiGAN's joint update), D has the other; "g" first, so
     # that one train step is one step.
     optimizer_groups = ("g", "d")
@@ -219,22 +220,14 @@ class BiGAN(TranslationModel):
 
     def test_step(self, data):
         real_A, real_B = data
-        fake_B = self.G(real_A, training=False)
-        code_B = self.E(real_B, training=False)
-        return self._update_trackers({
-            "rec_A": losses.l1_loss(self.E(fake_B, training=False), real_A),
-            "rec_B": losses.l1_loss(self.G(code_B, training=False), real_B),
-            # Broadcasts a 1-channel domain against a 3-channel one.
-            "l1_AtoB": losses.l1_loss(fake_B, real_A),
-            "l1_BtoA": losses.l1_loss(code_B, real_B),
-        })
+        return self._update_trackers(
+            self.both_ways_validation(self.G, self.E, real_A, real_B))
 
     # -- hooks for the trainer and the exporter ----------------------------
 
     @property
     def generators(self):
-        reverse = {"AtoB": "BtoA", "BtoA": "AtoB"}[self.hp.direction]
-        return {self.hp.direction: self.G, reverse: self.E}
+        return self.both_ways(self.G, self.E)
 
     @property
     def size_divisor(self):

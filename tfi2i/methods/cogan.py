@@ -98,6 +98,7 @@ class CoGAN(TranslationModel):
     """
 
     paired = False
+    bidirectional = True
     optimizer_groups = ("g", "d")
     # Read by tfi2i-export (measured: the converter stops at ReluGrad, BroadcastGradientArgs
     # and the stateless random ops, none of them TFLite builtins).
@@ -283,8 +284,7 @@ class CoGAN(TranslationModel):
 
     @property
     def generators(self):
-        reverse = {"AtoB": "BtoA", "BtoA": "AtoB"}[self.hp.direction]
-        return {self.hp.direction: self.translator("A"), reverse: self.translator("B")}
+        return self.both_ways(self.translator("A"), self.translator("B"))
 
     @property
     def size_divisor(self):

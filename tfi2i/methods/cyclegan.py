@@ -77,6 +77,7 @@ class CycleGAN(TranslationModel):
     """
 
     paired = False
+    bidirectional = True
     # Both generators share one optimizer, both discriminators another
     # (the reference's itertools.chain of their parameters).
     optimizer_groups = ("g", "d")
@@ -277,22 +278,14 @@ class CycleGAN(TranslationModel):
 
     def test_step(self, data):
         real_A, real_B = data
-        fake_B = self.G_A(real_A, training=False)
-        fake_A = self.G_B(real_B, training=False)
-        return self._update_trackers({
-            "cycle_A": losses.l1_loss(self.G_B(fake_B, training=False), real_A),
-            "cycle_B": losses.l1_loss(self.G_A(fake_A, training=False), real_B),
-            # Broadcasts a 1-channel domain against a 3-channel one.
-            "l1_AtoB": losses.l1_loss(fake_B, real_A),
-            "l1_BtoA": losses.l1_loss(fake_A, real_B),
-        })
+        return self._update_trackers(self.both_ways_validation(
+            self.G_A, self.G_B, real_A, real_B, rec_names=("cycle_A", "cycle_B")))
 
     # -- hooks for the trainer and the exporter ----------------------------
 
     @property
     def generators(self):
-        reverse = {"AtoB": "BtoA", "BtoA": "AtoB"}[self.hp.direction]
-        return {self.hp.direction: self.G_A, reverse: self.G_B}
+        return self.both_ways(self.G_A, self.G_B)
 
     @property
     def size_divisor(self):

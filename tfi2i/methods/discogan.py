@@ -102,6 +102,7 @@ class DiscoGAN(TranslationModel):
     """
 
     paired = False
+    bidirectional = True
     # g first: model.step is overridden (the iteration counter), but the
     # generators are the group a user thinks of first.
     optimizer_groups = ("g", "d")
@@ -325,24 +326,17 @@ class DiscoGAN(TranslationModel):
 
     def test_step(self, data):
         real_A, real_B = data
-        fake_B = self.translator_AB(real_A, training=False)
-        fake_A = self.translator_BA(real_B, training=False)
-        rec = losses.reconstruction_loss(self.hp.rec_loss)
-        unit = lambda x: self.to_unit(x)
-        return self._update_trackers({
-            "rec_A": rec(unit(self.translator_BA(fake_B, training=False)), unit(real_A)),
-            "rec_B": rec(unit(self.translator_AB(fake_A, training=False)), unit(real_B)),
-            # Broadcasts a 1-channel domain against a 3-channel one.
-            "l1_AtoB": losses.l1_loss(fake_B, real_A),
-            "l1_BtoA": losses.l1_loss(fake_A, real_B),
-        })
+        distance = losses.reconstruction_loss(self.hp.rec_loss)
+        # The reconstruction on DiscoGAN's own [0, 1] scale, as its training loss.
+        rec = lambda x, y: distance(self.to_unit(x), self.to_unit(y))
+        return self._update_trackers(self.both_ways_validation(
+            self.translator_AB, self.translator_BA, real_A, real_B, rec=rec))
 
     # -- hooks for the trainer and the exporter ----------------------------
 
     @property
     def generators(self):
-        reverse = {"AtoB": "BtoA", "BtoA": "AtoB"}[self.hp.direction]
-        return {self.hp.direction: self.translator_AB, reverse: self.translator_BA}
+        return self.both_ways(self.translator_AB, self.translator_BA)
 
     @property
     def size_divisor(self):
