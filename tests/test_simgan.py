@@ -61,8 +61,12 @@ def test_features_regularization_uses_frozen_inception_features_outside_checkpoi
         pytest.skip(f"FID weights not fetched: {error}")
     model = make(g_lr=0.1, regularization="features")
     a, b = images(3), images(4)
-    logs = step(model, a, b)
+    g0 = [v.numpy() for v in model.G.trainable_variables]
+    # A traced step, as fit runs it: the gradient goes through Inception's resize to 299.
+    model.reset_metrics()
+    logs = {k: float(v) for k, v in tf.function(model.train_step)((a, b)).items()}
     assert logs["reg"] > 0
+    assert any(not np.allclose(w, v.numpy()) for w, v in zip(g0, model.G.trainable_variables))
     phi = model._frozen.phi
     assert tuple(phi(a).shape) == (2, 35, 35, 288)
     # Frozen and untracked: neither trained nor saved with the model.

@@ -49,10 +49,17 @@ class FIDPreprocess(keras.layers.Layer):
 
     def call(self, images):
         x = tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 255.0)
-        shape = tf.shape(x)
-        x = tf.cond(
-            tf.logical_and(tf.equal(shape[1], self.size), tf.equal(shape[2], self.size)),
-            lambda: x, lambda: resize_like_tf1(x, self.size))
+        height, width = x.shape[1], x.shape[2]
+        if height is not None and width is not None:
+            # Decided while tracing: a tf.cond whose branches differ in shape has no
+            # gradient in graph mode (SimGAN's feature loss trains through this).
+            if (height, width) != (self.size, self.size):
+                x = resize_like_tf1(x, self.size)
+        else:
+            shape = tf.shape(x)
+            x = tf.cond(
+                tf.logical_and(tf.equal(shape[1], self.size), tf.equal(shape[2], self.size)),
+                lambda: x, lambda: resize_like_tf1(x, self.size))
         x = tf.ensure_shape(x, [None, self.size, self.size, 3])
         return (x - 128.0) / 128.0
 
