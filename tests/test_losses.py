@@ -155,3 +155,25 @@ def test_mode_seeking_loss_is_the_inverse_ratio_of_batch_mean_distances():
     np.testing.assert_allclose(out, [1 / (ratio + 1e-5)] * 2, rtol=1e-5)
     # Outputs that spread further apart for the same codes cost less.
     assert losses.mode_seeking_loss(f1, 3 * f2, z1, z2).numpy()[0] < out[0]
+
+
+@pytest.mark.parametrize("gan_mode", ["lsgan", "wgangp"])
+def test_discriminator_loss_is_real_plus_fake_halved_or_not_with_the_penalty(gan_mode):
+    import keras
+
+    D = keras.Sequential([keras.Input((2, 2, 1)), keras.layers.Flatten(), keras.layers.Dense(1)])
+    rng = np.random.default_rng(0)
+    real = tf.constant(rng.normal(size=(3, 2, 2, 1)), tf.float32)
+    fake = tf.constant(rng.normal(size=(3, 2, 2, 1)), tf.float32)
+    both = (losses.gan_loss(gan_mode, D(real), True) + losses.gan_loss(gan_mode, D(fake), False))
+    halved, gp = losses.discriminator_loss(gan_mode, D, real, fake, lambda_gp=2.0)
+    summed, _ = losses.discriminator_loss(gan_mode, D, real, fake, lambda_gp=2.0, halve=False)
+    if gan_mode == "wgangp":
+        # A linear critic's gradient norm is its weight norm, the same at every interpolate.
+        np.testing.assert_allclose(gp.numpy(), losses.gradient_penalty(D, real, fake).numpy())
+        both_gp = 2.0 * gp.numpy()
+    else:
+        assert gp is None
+        both_gp = 0.0
+    np.testing.assert_allclose(halved.numpy(), 0.5 * both.numpy() + both_gp, rtol=1e-5)
+    np.testing.assert_allclose(summed.numpy(), both.numpy() + both_gp, rtol=1e-5)

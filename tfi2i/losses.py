@@ -93,6 +93,26 @@ def gradient_penalty(discriminator, real, fake, condition=None, target_norm=1.0)
     return tf.square(norms - target_norm)
 
 
+def discriminator_loss(gan_mode, discriminator, real, fake, lambda_gp=10.0, halve=True):
+    """One discriminator's loss, per example, and its gradient penalty.
+
+    L_GAN(D(real), real) + L_GAN(D(fake), fake), halved as the pix2pix/CycleGAN reference
+    does (`halve=False`: summed, as WGAN critics and CoGAN's code); with gan_mode wgangp
+    plus lambda_gp * the gradient penalty on interpolates of real and fake.
+
+    Returns:
+        (loss, gp): [batch] tensors; gp is None unless gan_mode is wgangp.
+    """
+    d_real = gan_loss(gan_mode, discriminator(real, training=True), True)
+    d_fake = gan_loss(gan_mode, discriminator(fake, training=True), False)
+    loss = 0.5 * (d_real + d_fake) if halve else d_real + d_fake
+    gp = None
+    if gan_mode == "wgangp":
+        gp = gradient_penalty(discriminator, real, fake)
+        loss += lambda_gp * gp
+    return loss, gp
+
+
 def l1_loss(x, y):
     """Per-example mean absolute error."""
     return _per_example_mean(tf.abs(tf.cast(x, tf.float32) - tf.cast(y, tf.float32)))

@@ -274,6 +274,24 @@ class TranslationModel(keras.Model):
         reverse = {"AtoB": "BtoA", "BtoA": "AtoB"}[self.hp.direction]
         return {self.hp.direction: forward, reverse: backward}
 
+    def both_ways_discriminator_losses(self, real_A, real_B, fake_A, fake_B, halve=True):
+        """{D_A, D_B, d_loss} (and gp_A, gp_B with wgangp) of a two-way method, per example.
+
+        D_A judges domain A (real a against fake_A), D_B domain B; each loss is
+        `losses.discriminator_loss` (halved unless `halve=False`, with lambda_gp * gp
+        included); d_loss = D_A + D_B.
+        """
+        hp = self.hp
+        terms = {}
+        for name, D, real, fake in (("A", self.D_A, real_A, fake_A),
+                                    ("B", self.D_B, real_B, fake_B)):
+            terms[f"D_{name}"], gp = losses.discriminator_loss(
+                hp.gan_mode, D, real, fake, lambda_gp=hp.lambda_gp, halve=halve)
+            if gp is not None:
+                terms[f"gp_{name}"] = gp
+        terms["d_loss"] = terms["D_A"] + terms["D_B"]
+        return terms
+
     def both_ways_validation(self, forward, backward, real_A, real_B,
                              rec_names=("rec_A", "rec_B"), rec=None):
         """Validation numbers of a two-way method, per example.

@@ -191,15 +191,9 @@ class BiGAN(TranslationModel):
 
     def discriminator_losses(self, real_pair, fake_pair):
         """D's objective, per example: {D, d_loss} (and gp with wgangp), halved."""
-        hp = self.hp
-        d_real = losses.gan_loss(hp.gan_mode, self.D(real_pair, training=True), True)
-        d_fake = losses.gan_loss(hp.gan_mode, self.D(fake_pair, training=True), False)
-        terms = {"D": 0.5 * (d_real + d_fake)}
-        if hp.gan_mode == "wgangp":
-            terms["gp"] = losses.gradient_penalty(self.D, real_pair, fake_pair)
-            terms["D"] += hp.lambda_gp * terms["gp"]
-        terms["d_loss"] = terms["D"]
-        return terms
+        d_loss, gp = losses.discriminator_loss(self.hp.gan_mode, self.D, real_pair, fake_pair,
+                                               lambda_gp=self.hp.lambda_gp)
+        return {"D": d_loss, "d_loss": d_loss, **({"gp": gp} if gp is not None else {})}
 
     def train_step(self, data):
         real_A, real_B = data

@@ -245,18 +245,7 @@ class CoGAN(TranslationModel):
 
     def discriminator_losses(self, real_A, real_B, fake_A, fake_B):
         """{D_A, D_B, d_loss} (and gp_A, gp_B): each D's real + fake loss."""
-        hp = self.hp
-        terms = {}
-        for name, D, real, fake in (("A", self.D_A, real_A, fake_A),
-                                    ("B", self.D_B, real_B, fake_B)):
-            loss = (losses.gan_loss(hp.gan_mode, D(real, training=True), True)
-                    + losses.gan_loss(hp.gan_mode, D(fake, training=True), False))
-            if hp.gan_mode == "wgangp":
-                terms[f"gp_{name}"] = losses.gradient_penalty(D, real, fake)
-                loss += hp.lambda_gp * terms[f"gp_{name}"]
-            terms[f"D_{name}"] = loss
-        terms["d_loss"] = terms["D_A"] + terms["D_B"]
-        return terms
+        return self.both_ways_discriminator_losses(real_A, real_B, fake_A, fake_B, halve=False)
 
     def train_step(self, data):
         real_A, real_B = data

@@ -241,19 +241,7 @@ class CycleGAN(TranslationModel):
             {D_A, D_B, d_loss} (and gp_A, gp_B with wgangp): each D's loss
             is halved, (real + fake) / 2, as in the reference; d_loss = D_A + D_B.
         """
-        hp = self.hp
-        terms = {}
-        for name, D, real, fake in (("A", self.D_A, real_A, fake_A),
-                                    ("B", self.D_B, real_B, fake_B)):
-            d_real = losses.gan_loss(hp.gan_mode, D(real, training=True), True)
-            d_fake = losses.gan_loss(hp.gan_mode, D(fake, training=True), False)
-            loss = 0.5 * (d_real + d_fake)
-            if hp.gan_mode == "wgangp":
-                terms[f"gp_{name}"] = losses.gradient_penalty(D, real, fake)
-                loss += hp.lambda_gp * terms[f"gp_{name}"]
-            terms[f"D_{name}"] = loss
-        terms["d_loss"] = terms["D_A"] + terms["D_B"]
-        return terms
+        return self.both_ways_discriminator_losses(real_A, real_B, fake_A, fake_B)
 
     def train_step(self, data):
         real_A, real_B = data

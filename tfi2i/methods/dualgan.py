@@ -230,18 +230,7 @@ class DualGAN(TranslationModel):
             {D_A, D_B, d_loss} (and gp_A, gp_B with wgangp, included in D_A, D_B
             with their weight lambda_gp).
         """
-        hp = self.hp
-        terms = {}
-        for name, D, real, fake in (("A", self.D_A, real_A, fake_A),
-                                    ("B", self.D_B, real_B, fake_B)):
-            loss = (losses.gan_loss(hp.gan_mode, D(real, training=True), True)
-                    + losses.gan_loss(hp.gan_mode, D(fake, training=True), False))
-            if hp.gan_mode == "wgangp":
-                terms[f"gp_{name}"] = losses.gradient_penalty(D, real, fake)
-                loss += hp.lambda_gp * terms[f"gp_{name}"]
-            terms[f"D_{name}"] = loss
-        terms["d_loss"] = terms["D_A"] + terms["D_B"]
-        return terms
+        return self.both_ways_discriminator_losses(real_A, real_B, fake_A, fake_B, halve=False)
 
     def clip_critics(self):
         """Clips every trainable critic variable to [-clip_value, clip_value].

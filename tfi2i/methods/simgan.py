@@ -186,13 +186,9 @@ class SimGAN(TranslationModel):
             return self._update_trackers(g_terms)  # Nothing needs D.
         fake = self.fake_pool.query(tf.stop_gradient(fake_B))
         with tf.GradientTape() as d_tape:
-            d_real = losses.gan_loss(self.hp.gan_mode, self.D(real_B, training=True), True)
-            d_fake = losses.gan_loss(self.hp.gan_mode, self.D(fake, training=True), False)
-            d_terms = {"D": 0.5 * (d_real + d_fake)}
-            if self.hp.gan_mode == "wgangp":
-                d_terms["gp"] = losses.gradient_penalty(self.D, real_B, fake)
-                d_terms["D"] += self.hp.lambda_gp * d_terms["gp"]
-            d_terms["d_loss"] = d_terms["D"]
+            d_loss, gp = losses.discriminator_loss(self.hp.gan_mode, self.D, real_B, fake,
+                                                   lambda_gp=self.hp.lambda_gp)
+            d_terms = {"D": d_loss, "d_loss": d_loss, **({"gp": gp} if gp is not None else {})}
             d_scalar = self.average(d_terms["d_loss"])
         self.apply("d", d_tape, d_scalar)
         return self._update_trackers({**g_terms, **d_terms})
