@@ -129,6 +129,11 @@ class TranslationModel(keras.Model):
         names = set(cls.option_names()) | set(_KERAS_KWARGS)
         return cls(**{k: v for k, v in config.items() if k in names})
 
+    def translate(self, images):
+        """Translates a batch of source-domain images in [-1, 1]: `call` in inference mode
+        (the evaluation callback's and `tfi2i.metrics`' entry point)."""
+        return self(images, training=False)
+
     def build_for_size(self, height, width):
         """Creates every variable by running one step's worth of forward passes."""
         dummy = tf.zeros([1, height, width, self.hparams.get("input_nc", 3)])

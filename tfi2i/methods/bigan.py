@@ -134,10 +134,6 @@ class BiGAN(TranslationModel):
         """Translates domain A to B (the data's `direction`) with G."""
         return tf.cast(self.G(inputs, training=training), tf.float32)
 
-    def translate(self, images):
-        """Translates a batch of domain-A images in [-1, 1] with G."""
-        return self(images, training=False)
-
     # -- building ---------------------------------------------------------
 
     def build_for_size(self, height, width):

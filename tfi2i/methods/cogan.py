@@ -199,9 +199,6 @@ class CoGAN(TranslationModel):
         """Translates domain A to B (the data's `direction`): G_B(z*), z* inverting G_A."""
         return self.translator("A")(inputs)
 
-    def translate(self, images):
-        return self(images, training=False)
-
     # -- building -----------------------------------------------------------
 
     def build_for_size(self, height, width):

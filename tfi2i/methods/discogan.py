@@ -194,10 +194,6 @@ class DiscoGAN(TranslationModel):
         """Translates domain A to B (the data's `direction`): [-1, 1] in and out."""
         return self.translator_AB(inputs, training=training)
 
-    def translate(self, images):
-        """Translates a batch of domain-A images in [-1, 1] with G_AB."""
-        return self(images, training=False)
-
     # -- building ---------------------------------------------------------
 
     def build_for_size(self, height, width):

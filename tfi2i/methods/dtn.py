@@ -343,9 +343,6 @@ class DTN(TranslationModel):
         """Translates source images (sides multiples of 32) with G = g o f."""
         return tf.cast(self.G(inputs, training=False), tf.float32)
 
-    def translate(self, images):
-        return self(images, training=False)
-
     def classify(self, images, training=False):
         """Logits [N, 10] of f's classifier head on source images."""
         return self.f_head(self.f(images, training=training), training=training)

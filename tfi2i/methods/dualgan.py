@@ -172,10 +172,6 @@ class DualGAN(TranslationModel):
         """Translates domain A to B (the data's `direction`) with G_A."""
         return tf.cast(self.G_A(inputs, training=training), tf.float32)
 
-    def translate(self, images):
-        """Translates a batch of domain-A images in [-1, 1] with G_A."""
-        return self(images, training=False)
-
     # -- building ---------------------------------------------------------
 
     def build_for_size(self, height, width):

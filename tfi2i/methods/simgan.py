@@ -132,9 +132,6 @@ class SimGAN(TranslationModel):
     def call(self, inputs, training=False):
         return tf.cast(self.G(inputs, training=training), tf.float32)
 
-    def translate(self, images):
-        return self(images, training=False)
-
     def build_for_size(self, height, width):
         check_size(self.hp.netG, height, width)
         self.G(tf.zeros([1, height, width, self.hp.input_nc]), training=False)
