@@ -314,6 +314,69 @@ class TranslationModel(keras.Model):
                 "l1_AtoB": losses.l1_loss(fake_B, real_A),
                 "l1_BtoA": losses.l1_loss(fake_A, real_B)}
 
+    # -- multimodal methods (BicycleGAN, MUNIT, DRIT) -----------------------------
+
+    @property
+    def latent_dim(self):
+        """Length of the code an output depends on besides its input (0: one output per input).
+
+        A multimodal method returns its nz / style_dim here; its codes' prior is N(0, I).
+        """
+        return 0
+
+    @property
+    def code_generators(self):
+        """{direction: keras.Model([images, codes]) -> images}, codes [N, latent_dim].
+
+        A multimodal method's generators with the code as an input (`tfi2i-translate
+        --num_samples/--seed`, the export's `*_code` signatures); its `generators` are
+        `sampling_generators(code_generators)`. Empty for a one-output method.
+        """
+        return {}
+
+    @property
+    def style_encoders(self):
+        """{direction: keras.Model(images) -> codes [N, latent_dim]}: the code of a reference
+        image of the direction's *target* domain (MUNIT's style, DRIT's attribute: the mean, no
+        sampling), for reference-guided translation (`--style_image`, the `*_style`
+        signatures). Empty for a method without one."""
+        return {}
+
+    def sampling_generators(self, code_generators):
+        """`generators` of a multimodal method: image -> image, each call drawing its codes
+        from N(0, I) inside the graph (what compare, the evaluation callback and the export's
+        default signatures run). Built once per method and cached."""
+        if getattr(self, "_sampling_generators", None) is None:
+            from tfi2i.nets.latent import sampling_generator
+
+            # Kept out of Keras's attribute tracking (the models hold the code generators'
+            # variables already): checkpoints must not depend on whether this ran.
+            self.__dict__["_sampling_generators"] = {
+                direction: sampling_generator(generator, self.latent_dim)
+                for direction, generator in code_generators.items()}
+        return dict(self._sampling_generators)
+
+    def step_normal(self, batch_size, shape, stream=0):
+        """N(0, I) noise of this train step for this replica: [batch_size, *shape].
+
+        One draw for the *global* batch, seeded by (the method's `seed` option, or 0; the
+        step; `stream`), of which each replica takes its rows: a resumed run draws what an
+        uninterrupted one would, and two replicas draw what one device does on the same global
+        batch. `stream` (a small int) tells apart the draws of one step. Draw before the step's
+        first update: `step` counts updates.
+        """
+        context = tf.distribute.get_replica_context()
+        replicas, replica = 1, 0
+        if context is not None:
+            replicas, replica = context.num_replicas_in_sync, context.replica_id_in_sync_group
+        seed = tf.random.experimental.stateless_fold_in(
+            tf.constant([getattr(self.hp, "seed", 0), 7919], tf.int64),
+            tf.cast(self.step, tf.int64))
+        seed = tf.random.experimental.stateless_fold_in(seed, int(stream))
+        draw = tf.random.stateless_normal(tf.concat([[batch_size * replicas], shape], 0), seed)
+        start = tf.cast(replica, tf.int32) * batch_size
+        return draw[start:start + batch_size]
+
     @property
     def size_divisor(self):
         """Input height and width must be multiples of this."""

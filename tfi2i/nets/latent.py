@@ -790,3 +790,44 @@ def drit_decoder(output_nc=3, dim=256, nz=8, n_res=3, shared=None, init_type="no
     x = conv2d_transpose(x, output_nc, 1, 1, 0, 0, True, init_type, init_gain, name="out_conv")
     x = keras.layers.Activation("tanh", dtype="float32", name="tanh")(x)
     return keras.Model([content, z], x, name=name)
+
+
+@keras.saving.register_keras_serializable(package="tfi2i")
+class SampleCode(keras.layers.Layer):
+    """Draws one code from N(0, I) per image of its input batch: [N, latent_dim].
+
+    Stateful random (`tf.random.normal`), so every call draws anew: what a multimodal
+    generator without a given code does at inference (eval, compare, the export's default
+    signatures). Training draws its codes statelessly instead (`TranslationModel.step_normal`).
+
+    Args:
+        latent_dim: length of each code.
+    """
+
+    def __init__(self, latent_dim, **kwargs):
+        super().__init__(**kwargs)
+        self.latent_dim = int(latent_dim)
+
+    def call(self, images):
+        return tf.random.normal([tf.shape(images)[0], self.latent_dim])
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.latent_dim)
+
+    def get_config(self):
+        return {**super().get_config(), "latent_dim": self.latent_dim}
+
+
+def sampling_generator(code_generator, latent_dim, name=None):
+    """image -> image: `code_generator([image, code])` with the code drawn by `SampleCode`.
+
+    Args:
+        code_generator: a keras.Model taking [images, codes [N, latent_dim]].
+        latent_dim: the codes' length.
+        name: the model's name (default: the code generator's + "_sampling").
+    """
+    channels = code_generator.inputs[0].shape[-1]
+    images = keras.Input(shape=(None, None, channels), name="images")
+    codes = SampleCode(latent_dim, name="sample_code")(images)
+    outputs = code_generator([images, codes])
+    return keras.Model(images, outputs, name=name or f"{code_generator.name}_sampling")
