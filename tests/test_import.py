@@ -304,10 +304,9 @@ def test_imported_run_translates_exports_and_serves_the_torch_numbers(tmp_path, 
         f"--run_dir={run}", f"--output={tmp_path / 'export'}", "--noverify"],
         check=export_cli.check))
     served = _run_with_session_loader(str(tmp_path / "export" / "1"), {
-        "translate_float": (x[None], None, "float"), "serving_default": (image[None], None,
-                                                                         "uint8")})
-    assert np.abs(served["translate_float"][1][0] - expected).max() < TOLERANCE
-    assert np.abs(served["serving_default"][1][0].astype(np.float32)
+        "translate_float": {"images": x[None]}, "serving_default": {"images": image[None]}})
+    assert np.abs(served["translate_float"][0] - expected).max() < TOLERANCE
+    assert np.abs(served["serving_default"][0].astype(np.float32)
                   - np.clip(np.round((expected + 1) * 127.5), 0, 255)).max() <= 1
     exported = json.load(open(tmp_path / "export" / "1" / "config.json"))
     assert exported["imported"]["sha256"] == imported["sha256"]

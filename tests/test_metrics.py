@@ -523,7 +523,7 @@ def test_eval_cli_model_mode_on_a_paired_split(tmp_path):
         "        out = photos[T.calls:T.calls + len(images)]\n"
         "        T.calls += len(images)\n"
         "        return list(out)\n"
-        "e.load_translator = lambda path: T()\n"
+        "e.load_translator = lambda path, seed=None: T()\n"
         "sys.argv = ['tfi2i-eval'] + sys.argv[1:]\n"
         "e.run()\n")
     np.save(tmp_path / "photos.npy", photos)

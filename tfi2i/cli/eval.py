@@ -25,6 +25,14 @@ reference FID code reads them). An unreadable file stops the run, named;
 than --kid_subset_size every subset is the whole of both sets, so KID is computed once
 and kid_std is n/a (null in the JSON), with kid_note saying why.
 
+A multimodal model's diversity: K translations of each of the first --diversity_inputs
+inputs (a new code each), and the mean pairwise distance of the K, in pixels (L1 as a
+fraction of the range) and in Inception features (see tfi2i.metrics.diversity). A model
+with one output per input scores 0:
+
+    tfi2i-eval --model=runs/bicycle_facades --data_dir=../shared/data/facades \
+        --metrics=fid,diversity --num_samples=10
+
 FID/KID need the FID Inception weights: `tfi2i-eval --fetch_weights` (or
 `python -m tfi2i.metrics.weights --fetch`) downloads and verifies them once.
 """
@@ -40,7 +48,7 @@ from tfi2i.cli.common import quiet_absl_logging, run_main
 from tfi2i.errors import UserError
 from tfi2i.options import Option
 
-ALL_METRICS = ("fid", "kid", "psnr", "ssim", "l1", "seg")
+ALL_METRICS = ("fid", "kid", "psnr", "ssim", "l1", "seg", "diversity")
 PAIRED_METRICS = ("psnr", "ssim", "l1")
 _HALVES = ("none", "left", "right")
 
@@ -63,6 +71,14 @@ OPTIONS = (
            "AtoB).", choices=("AtoB", "BtoA")),
     Option("metrics", list, ["fid", "kid", "psnr", "ssim", "l1"], "Metrics to compute.",
            choices=ALL_METRICS),
+    Option("num_samples", int, 10, "metric diversity: translations (codes) per input.",
+           min=2),
+    Option("diversity_inputs", int, 50, "metric diversity: how many inputs (the split's "
+           "first).", min=1),
+    Option("diversity_spaces", list, ["pixel", "inception"], "metric diversity: where "
+           "distances are measured (inception needs the FID weights).",
+           choices=("pixel", "inception")),
+    Option("seed", int, None, "Seeds a multimodal model's codes (default: a new draw)."),
     Option("batch_size", int, 16, "Images per forward pass.", min=1),
     Option("fid_weights", str, None, "FID Inception weights file (default: $TFI2I_FID_WEIGHTS, "
            "else the cache)."),
@@ -99,6 +115,9 @@ def check(args, explicit):
                         "without --real_dir; see --help).")
     if model_mode and not (args.model and args.data_dir):
         raise UserError("--model and --data_dir go together (see --help).")
+    if folder_mode and "diversity" in args.metrics:
+        raise UserError("--metrics=diversity translates each input several times: it needs "
+                        "--model and --data_dir, not folders.")
     if not (folder_mode or model_mode or args.fetch_weights):
         raise UserError("Nothing to evaluate: pass --real_dir and --fake_dir, or --model and "
                         "--data_dir (see --help).")
@@ -117,6 +136,7 @@ class ScoreOptions:
         seg_palette: metric seg: the label maps' colours ("facades" or "cityscapes").
         skip_bad_images: leave unreadable image files out (with a warning) instead of raising.
         exif_orientation: turn photos upright by their EXIF orientation tag.
+        num_samples, diversity_inputs, diversity_spaces: metric diversity (see the flags).
     """
     fid_weights: str | None = None
     batch_size: int = 16
@@ -127,6 +147,9 @@ class ScoreOptions:
     seg_palette: str = "facades"
     skip_bad_images: bool = False
     exif_orientation: bool = True
+    num_samples: int = 10
+    diversity_inputs: int = 50
+    diversity_spaces: tuple = ("pixel", "inception")
 
 
 def _half(value):
@@ -282,7 +305,27 @@ def evaluate_folders(metrics, fake_dir, real_dir=None, real_half=None, fake_half
     return results
 
 
-def load_translator(path):
+def _diversity(translate, inputs, options, extractor):
+    """{diversity_<space>, diversity_<space>_std, diversity_k, diversity_inputs}: K
+    translations of each input, a new code each (0 for a model with one output per input)."""
+    from tfi2i.metrics.diversity import mean_pairwise_distance
+
+    k = options.num_samples
+    sample_sets = []
+    for start in range(0, len(inputs), options.batch_size):
+        chunk = inputs[start:start + options.batch_size]
+        samples = [translate(chunk) for _ in range(k)]
+        sample_sets += [np.stack([np.asarray(s[i]) for s in samples]) for i in range(len(chunk))]
+    results = {"diversity_k": k, "diversity_inputs": len(sample_sets)}
+    for space in options.diversity_spaces:
+        score = mean_pairwise_distance(sample_sets, space=space,
+                                       extractor=extractor if space == "inception" else None)
+        results[f"diversity_{space}"] = score["diversity"]
+        results[f"diversity_{space}_std"] = score["diversity_std"]
+    return results
+
+
+def load_translator(path, seed=None):
     """`tfi2i.load(path)` (the export package's loader), imported only when needed."""
     try:
         import tfi2i
@@ -293,7 +336,7 @@ def load_translator(path):
     except ImportError as error:
         raise UserError(f"--model needs tfi2i's export package (tfi2i.load), which is not "
                         f"available in this install: {error}") from error
-    return load(path)
+    return load(path, seed=seed)
 
 
 def find_split(data_dir, split):
@@ -346,7 +389,10 @@ def evaluate_model(metrics, translator, data_dir, split="test", direction=None, 
     kind, where = find_split(data_dir, split)
     results = {"data_dir": data_dir, "split": split, "direction": direction}
     want_fid = "fid" in metrics or "kid" in metrics
-    extractor = _feature_extractor(options) if want_fid else None
+    want_diversity = "diversity" in metrics
+    extractor = (_feature_extractor(options) if want_fid or (
+        want_diversity and "inception" in options.diversity_spaces) else None)
+    diversity_inputs = []
     batch_size = options.batch_size
     fake_features = []
 
@@ -363,7 +409,9 @@ def evaluate_model(metrics, translator, data_dir, split="test", direction=None, 
         paths = folder_images(source, options)
         for start in range(0, len(paths), batch_size):
             chunk = paths[start:start + batch_size]
-            outputs = translate([_load(p, None, exif) for p in chunk])
+            inputs = [_load(p, None, exif) for p in chunk]
+            diversity_inputs += inputs[:options.diversity_inputs - len(diversity_inputs)]
+            outputs = translate(inputs)
             if want_fid:
                 fake_features.append(extractor.from_images(outputs))
             if save_dir:
@@ -373,6 +421,8 @@ def evaluate_model(metrics, translator, data_dir, split="test", direction=None, 
                                          skip_bad_images=options.skip_bad_images,
                                          exif_orientation=exif)
             results.update(_fid_kid(metrics, real, np.concatenate(fake_features), options))
+        if want_diversity:
+            results.update(_diversity(translate, diversity_inputs, options, extractor))
         return results
 
     # Paired AB files: A = left half, B = right half.
@@ -387,6 +437,7 @@ def evaluate_model(metrics, translator, data_dir, split="test", direction=None, 
         chunk = paths[start:start + batch_size]
         inputs = [_load(p, input_half, exif) for p in chunk]
         targets = [_load(p, target_half, exif) for p in chunk]
+        diversity_inputs += inputs[:options.diversity_inputs - len(diversity_inputs)]
         outputs = [np.asarray(o) for o in translate(inputs)]
         for output, target in zip(outputs, targets):
             if output.shape != target.shape:
@@ -412,6 +463,8 @@ def evaluate_model(metrics, translator, data_dir, split="test", direction=None, 
         results.update(_fid_kid(metrics, real, np.concatenate(fake_features), options))
     if seg is not None:
         results.update(_seg_results(seg))
+    if want_diversity:
+        results.update(_diversity(translate, diversity_inputs, options, extractor))
     return results
 
 
@@ -455,14 +508,16 @@ def main(args, explicit):
                            kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size,
                            cache=args.cache, segmenter=args.segmenter,
                            seg_palette=args.seg_palette, skip_bad_images=args.skip_bad_images,
-                           exif_orientation=args.exif_orientation)
+                           exif_orientation=args.exif_orientation,
+                           num_samples=args.num_samples, diversity_inputs=args.diversity_inputs,
+                           diversity_spaces=tuple(args.diversity_spaces))
     if args.fake_dir:
         results = evaluate_folders(metrics, args.fake_dir, args.real_dir,
                                    real_half=args.real_half, fake_half=args.fake_half,
                                    label_dir=args.label_dir, label_half=args.label_half,
                                    options=options)
     else:
-        translator = load_translator(args.model)
+        translator = load_translator(args.model, args.seed)
         results = {"model": args.model, **evaluate_model(
             metrics, translator, args.data_dir, split=args.split, direction=args.direction,
             save_dir=args.save_dir, options=options)}

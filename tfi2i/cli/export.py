@@ -81,7 +81,9 @@ def export(args):
 
     if "savedmodel" in args.format:
         report = export_generators(generators, divisor, config, output, version=args.version,
-                                   verify=args.verify, tolerance=args.tolerance)
+                                   verify=args.verify, tolerance=args.tolerance,
+                                   code_generators=model.code_generators,
+                                   style_encoders=model.style_encoders)
         print(f"SavedModel: {report['path']}")
         print(f"  signatures: {', '.join(report['signatures'])}")
         print(f"  variables: {report['variables_bytes'] / 1e6:.1f} MB "
@@ -89,13 +91,16 @@ def export(args):
         for key, diff in report.get("max_abs_diff", {}).items():
             unit = "" if signature_kind(key) == "float" else " grey levels"
             print(f"  {key}: max abs diff vs Keras {diff:.3g}{unit}")
+        for key in report.get("sampled", []) if args.verify else []:
+            print(f"  {key}: draws its code in the graph (checked: shape, range, new draws)")
 
     if "tflite" in args.format:
         samples = sample_images(args.sample_images, generators, divisor, config,
                                 args.verify_count + args.calibration_count)
         info = export_tflite(generators, divisor, config, output, quantize=args.quantize,
                              sample_images=samples, verify=args.verify,
-                             verify_count=args.verify_count)
+                             verify_count=args.verify_count,
+                             code_generators=model.code_generators)
         print(f"TFLite: {os.path.join(output, 'tflite')}")
         for name in generators:
             for q in args.quantize:

@@ -26,7 +26,8 @@ import tensorflow as tf
 
 from tfi2i.errors import UserError
 from tfi2i.data.decode import list_images
-from tfi2i.export.translator import TFLiteNet, config_beside, keras_net, read_image, round_up
+from tfi2i.export.translator import (TFLiteNet, config_beside, keras_code_net, keras_net,
+                                     read_image, round_up)
 from tfi2i.files import atomic_path
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
@@ -47,7 +48,9 @@ def convert(generator, quantize="none", calibration_images=None):
     """Converts a Keras generator to a .tflite flatbuffer (bytes).
 
     Args:
-        generator: a keras.Model on float32 [N, H, W, C] in [-1, 1].
+        generator: a keras.Model on float32 [N, H, W, C] in [-1, 1], or a multimodal
+            method's code generator on [images, codes [N, latent_dim]] (the file then takes
+            both inputs: the app draws the codes, from N(0, I) or a style).
         quantize: one of QUANTIZATIONS.
         calibration_images: float32 [N, H, W, C] in [-1, 1], required for int8.
     """
@@ -55,12 +58,27 @@ def convert(generator, quantize="none", calibration_images=None):
         raise UserError(f"Unknown quantization {quantize!r}; use one of "
                         f"{', '.join(QUANTIZATIONS)}.")
     channels = generator.inputs[0].shape[-1]
+    image_spec = tf.TensorSpec([None, None, None, channels], tf.float32, name="images")
 
     # Batch, height and width stay dynamic: the interpreter resizes its input.
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, channels], tf.float32,
-                                                name="images")])
-    def translate(images):
-        return {"images": generator(images, training=False)}
+    if len(generator.inputs) == 2:
+        latent_dim = generator.inputs[1].shape[-1]
+
+        @tf.function(input_signature=[image_spec, tf.TensorSpec([None, latent_dim], tf.float32,
+                                                                name="codes")])
+        def translate(images, codes):
+            return {"images": generator([images, codes], training=False)}
+
+        calibration_codes = np.random.default_rng(0).standard_normal(
+            (len(calibration_images) if calibration_images is not None else 0, latent_dim))
+        representative = lambda: ([x[None], z[None].astype(np.float32)]
+                                  for x, z in zip(calibration_images, calibration_codes))
+    else:
+        @tf.function(input_signature=[image_spec])
+        def translate(images):
+            return {"images": generator(images, training=False)}
+
+        representative = lambda: ([x[None]] for x in calibration_images)
 
     # The tf.function, not the Keras model, as the trackable object: with the
     # model the converter silently leaves the weights out (NaN outputs).
@@ -74,7 +92,7 @@ def convert(generator, quantize="none", calibration_images=None):
         if calibration_images is None or len(calibration_images) == 0:
             raise UserError("int8 quantization needs calibration images of the input domain; "
                             "pass --sample_images=FOLDER (e.g. the training inputs).")
-        converter.representative_dataset = lambda: ([x[None]] for x in calibration_images)
+        converter.representative_dataset = representative
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     with warnings.catch_warnings():
         # int8 keeps float inputs on purpose; the converter warns about it.
@@ -119,24 +137,35 @@ def compare(tflite_path, generator, images):
     Images go through one at a time (batch 1), as on a device; latencies are
     medians over the images, after one warm-up call each.
     """
-    tflite_net, keras_call = TFLiteNet(tflite_path), keras_net(generator)
+    tflite_net = TFLiteNet(tflite_path)
+    if len(generator.inputs) == 2:  # a code generator, compared on fixed codes
+        codes = np.random.default_rng(0).standard_normal(
+            (len(images), generator.inputs[1].shape[-1])).astype(np.float32)
+        keras_call = keras_code_net(generator)
+        reference = generator([images, codes], training=False).numpy()
+    else:
+        codes = None
+        keras_call = keras_net(generator)
+        reference = generator(images, training=False).numpy()
     outputs, tflite_times, keras_times = [], [], []
     for net, times in [(tflite_net, tflite_times), (keras_call, keras_times)]:
-        net(images[:1])
-        for image in images:
+        for i, image in enumerate(images):
+            args = (image[None],) if codes is None else (image[None], codes[i:i + 1])
+            if i == 0:
+                net(*args)  # warm-up
             start = time.perf_counter()
-            output = np.asarray(net(image[None]))
+            output = np.asarray(net(*args))
             times.append(time.perf_counter() - start)
             if net is tflite_net:
                 outputs.append(output[0])
-    diff = np.abs(np.stack(outputs) - generator(images, training=False).numpy())
+    diff = np.abs(np.stack(outputs) - reference)
     return {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
             "latency_s": float(np.median(tflite_times)),
             "keras_latency_s": float(np.median(keras_times))}
 
 
 def export_tflite(generators, size_divisor, config, output_dir, quantize=("float16",),
-                  sample_images=None, verify=True, verify_count=4):
+                  sample_images=None, verify=True, verify_count=4, code_generators=None):
     """Writes each generator as .tflite files under `output_dir/tflite/`, checked.
 
     Files are named `<generator>_<float32|float16|dynamic|int8>.tflite`; the
@@ -157,6 +186,8 @@ def export_tflite(generators, size_divisor, config, output_dir, quantize=("float
             random images of the run's crop_size, and cannot be int8.
         verify: compare each file to Keras and fail above TOLERANCES.
         verify_count: images each file is verified on.
+        code_generators: a multimodal method's {name: keras.Model([images, codes])}: those
+            names are converted with their code as a second input, `codes` [N, latent_dim].
 
     Returns:
         The `export` section written to config.json.
@@ -185,7 +216,9 @@ def export_tflite(generators, size_divisor, config, output_dir, quantize=("float
                  "tensorflow": tf.__version__})
     files = info.setdefault("files", {})
 
+    code_generators = dict(code_generators or {})
     for name, generator in generators.items():
+        generator = code_generators.get(name, generator)
         channels = generator.inputs[0].shape[-1]
         images = sample_images.get(name)
         real = images is not None
@@ -200,6 +233,9 @@ def export_tflite(generators, size_divisor, config, output_dir, quantize=("float
             entry = {"direction": name, "quantize": q, "bytes": len(data),
                      "input": f"float32 [N, H, W, {channels}] in [-1, 1], H and W multiples "
                               f"of {size_divisor}"}
+            if name in code_generators:
+                entry["latent_dim"] = int(generator.inputs[1].shape[-1])
+                entry["input"] += f"; codes float32 [N, {entry['latent_dim']}], N(0, I)"
             # Checked under a temporary name and renamed only when it passed: a file that
             # fails never replaces the one (verified) that config.json describes.
             with atomic_path(path) as unverified:

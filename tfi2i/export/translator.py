@@ -102,13 +102,26 @@ class Translator:
         tile_overlap: minimum overlap of neighbouring tiles, in pixels; the
             blending ramp is this long.
         batch_size: images (or tiles) per call of the net.
+        code_nets: for a multimodal model, {direction: fn(images, codes [N, latent_dim]) ->
+            images}: these directions translate with codes (given, or drawn from N(0, I) by
+            this translator's generator, one per image, shared by its tiles).
+        style_nets: {direction: fn(images) -> codes}: the code of a reference image of the
+            direction's target domain (MUNIT, DRIT, BicycleGAN's encoder).
+        latent_dim: the codes' length (with `code_nets`).
+        seed: seeds the codes this translator draws (None: fresh entropy).
     """
 
     def __init__(self, nets, size_divisor, config=None, tile_size=1024, tile_overlap=64,
-                 batch_size=4):
+                 batch_size=4, code_nets=None, style_nets=None, latent_dim=0, seed=None):
         if not nets:
             raise ValueError("Translator needs at least one net.")
         self.nets = dict(nets)
+        self.code_nets = dict(code_nets or {})
+        self.style_nets = dict(style_nets or {})
+        self._latent_dim = int(latent_dim)
+        self.rng = np.random.default_rng(seed)
+        if self.code_nets and self._latent_dim < 1:
+            raise ValueError("A Translator with code_nets needs latent_dim >= 1.")
         self.size_divisor = int(size_divisor)
         self.config = dict(config or {})
         self.tile_size = round_up(int(tile_size), self.size_divisor)
@@ -130,7 +143,12 @@ class Translator:
         """The directions this translator can run, the default first."""
         return list(self.nets)
 
-    def translate(self, images, direction=None):
+    @property
+    def latent_dim(self):
+        """Length of a code of the multimodal directions (0: one output per input)."""
+        return self._latent_dim if self.code_nets else 0
+
+    def translate(self, images, direction=None, codes=None):
         """Translates images of any size.
 
         Args:
@@ -139,25 +157,82 @@ class Translator:
                 uint8 outputs; floating-point images are taken to be in [-1, 1]
                 and give float32 outputs. A 2-D array is a one-channel image.
             direction: which net to use (see `directions`); default the first.
+            codes: for a multimodal direction, [latent_dim] (one code for every image) or
+                [N, latent_dim] (one per image); default a fresh draw from N(0, I) per image.
 
         Returns:
             The translated images in the same structure and sizes as `images`.
         """
-        net = self._net(direction)
         if isinstance(images, np.ndarray) and images.ndim == 4:
-            return np.stack(self._translate_list(list(images), net)) if len(images) else images
+            if not len(images):
+                return images
+            return np.stack(self._translate_list(list(images), direction, codes))
         if isinstance(images, (list, tuple)):
-            return self._translate_list(list(images), net)
-        return self._translate_list([images], net)[0]
+            return self._translate_list(list(images), direction, codes)
+        return self._translate_list([images], direction, codes)[0]
 
-    def _net(self, direction):
+    def sample(self, images, num_samples, direction=None, codes=None):
+        """`num_samples` translations of each image, each with its own code.
+
+        Args:
+            images: as for `translate`, a list or a batch.
+            num_samples: outputs per image (each a new draw, unless `codes` is given).
+            codes: optional [num_samples, latent_dim]: sample k of every image uses code k.
+
+        Returns:
+            A list over samples of `translate`'s result for `images`.
+        """
+        direction = self._direction(direction)
+        if direction not in self.code_nets:
+            raise UserError(f"Direction {direction} of this model makes one output per input: "
+                            "several samples need a multimodal model (bicycle_gan, munit, "
+                            "drit).")
+        if codes is not None and len(codes) != num_samples:
+            raise UserError(f"{len(codes)} codes for {num_samples} samples; give one per sample.")
+        return [self.translate(images, direction, None if codes is None else codes[k])
+                for k in range(num_samples)]
+
+    def style_codes(self, style_images, direction=None):
+        """Codes [M, latent_dim] of reference images of the direction's target domain."""
+        direction = self._direction(direction)
+        if direction not in self.style_nets:
+            raise UserError(f"Direction {direction} of this model cannot take a style image; "
+                            "style images need a model with a style or attribute encoder "
+                            "(munit, drit, bicycle_gan) loaded from a run or a SavedModel "
+                            "(a .tflite file holds the generator only).")
+        return np.concatenate([np.asarray(self.style_nets[direction](self._to_float(
+            image, self.output_nc)[None])) for image in style_images], 0)
+
+    def _direction(self, direction):
         direction = direction or self.directions[0]
         if direction not in self.nets:
             raise UserError(f"Unknown direction {direction!r}; this model has "
                             f"{', '.join(self.directions)}.")
-        return self.nets[direction]
+        return direction
 
-    def _translate_list(self, images, net):
+    def _net(self, direction, codes, count):
+        """fn(batch, indices of its images) for `direction` (codes bound per image)."""
+        direction = self._direction(direction)
+        if direction not in self.code_nets:
+            if codes is not None:
+                raise UserError(f"Direction {direction} of this model takes no code; leave "
+                                "codes (--seed, --style_image) out.")
+            net = self.nets[direction]
+            return lambda batch, indices: net(batch)
+        dim = self.latent_dim
+        if codes is None:
+            codes = self.rng.standard_normal((count, dim)).astype(np.float32)
+        codes = np.asarray(codes, np.float32)
+        if codes.ndim == 1:
+            codes = np.broadcast_to(codes, (count, codes.shape[0]))
+        if codes.shape != (count, dim):
+            raise UserError(f"codes must be [{dim}] or [{count}, {dim}] for {count} images; "
+                            f"got shape {codes.shape}.")
+        net = self.code_nets[direction]
+        return lambda batch, indices: net(batch, tf.constant(codes[list(indices)]))
+
+    def _translate_list(self, images, direction=None, codes=None):
+        net = self._net(direction, codes, len(images))
         arrays = [self._to_float(image) for image in images]
         results = [None] * len(arrays)
         # Images that need no tiling are batched with others of the same padded size.
@@ -165,7 +240,8 @@ class Translator:
         for i, x in enumerate(arrays):
             h, w = x.shape[:2]
             if max(h, w) > self.tile_size:
-                results[i] = self._translate_tiled(x, net)
+                results[i] = self._translate_tiled(x, lambda tiles, i=i: net(
+                    tiles, [i] * len(tiles)))
             else:
                 key = (round_up(h, self.size_divisor), round_up(w, self.size_divisor))
                 groups.setdefault(key, []).append(i)
@@ -173,7 +249,7 @@ class Translator:
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start:start + self.batch_size]
                 batch = tf.concat([reflect_pad(arrays[i][None], hp, wp) for i in chunk], 0)
-                outputs = np.asarray(net(batch))
+                outputs = np.asarray(net(batch, chunk))
                 for i, out in zip(chunk, outputs):
                     h, w = arrays[i].shape[:2]
                     results[i] = np.asarray(center_crop(out[None], h, w))[0]
@@ -204,16 +280,22 @@ class Translator:
                 weight[t:t + tile_h, l:l + tile_w] += window
         return np.asarray(center_crop((total / weight)[None], h, w))[0]
 
-    def _to_float(self, image):
+    @property
+    def output_nc(self):
+        """Channels of the images this translator makes (and of style images)."""
+        return int(self.config.get("output_nc", 3))
+
+    def _to_float(self, image, channels=None):
+        channels = channels or self.input_nc
         x = np.asarray(image)
         if x.ndim == 2:
             x = x[..., None]
         if x.ndim != 3 or x.shape[0] < 1 or x.shape[1] < 1:
             raise UserError(f"Expected an image [H, W, C] (or a batch [N, H, W, C]); "
                             f"got an array of shape {x.shape}.")
-        if x.shape[-1] != self.input_nc:
+        if x.shape[-1] != channels:
             raise UserError(f"Images have {x.shape[-1]} channels; this model takes "
-                            f"{self.input_nc}.")
+                            f"{channels}.")
         if x.dtype == np.uint8:
             return x.astype(np.float32) / 127.5 - 1.0
         if np.issubdtype(x.dtype, np.floating):
@@ -245,32 +327,80 @@ def keras_net(generator):
     return net
 
 
-def savedmodel_net(signature):
-    """A `Translator` net from a loaded `translate_float*` signature."""
+def keras_code_net(generator):
+    """A `Translator` code net from a Keras generator taking [images, codes]."""
+    channels, dim = generator.inputs[0].shape[-1], generator.inputs[1].shape[-1]
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, channels], tf.float32),
+                                  tf.TensorSpec([None, dim], tf.float32)])
+    def net(images, codes):
+        return generator([images, codes], training=False)
+
+    return net
+
+
+def keras_style_net(encoder):
+    """A `Translator` style net from a Keras style encoder (images -> codes)."""
+    channels = encoder.inputs[0].shape[-1]
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, channels], tf.float32)])
     def net(images):
-        return signature(images=tf.convert_to_tensor(images, tf.float32))["images"]
+        return encoder(images, training=False)
+
+    return net
+
+
+def savedmodel_net(signature):
+    """A `Translator` net from a loaded `translate_float*` signature (or `_code` one)."""
+    def net(images, codes=None):
+        inputs = {"images": tf.convert_to_tensor(images, tf.float32)}
+        if codes is not None:
+            inputs["codes"] = tf.convert_to_tensor(codes, tf.float32)
+        return signature(**inputs)["images"]
+    return net
+
+
+def savedmodel_style_net(signature):
+    """A `Translator` style net from a loaded `style_code*` signature."""
+    def net(images):
+        return signature(style_images=tf.convert_to_tensor(images, tf.float32))["codes"]
     return net
 
 
 class TFLiteNet:
-    """A `Translator` net from a `.tflite` file, resizing its input to each batch's shape."""
+    """A `Translator` net from a `.tflite` file, resizing its inputs to each batch's shape.
+
+    A multimodal generator's file also takes `codes` [N, latent_dim] (see
+    `tfi2i.export.tflite.convert`): call it with (images, codes).
+    """
 
     def __init__(self, path, num_threads=None):
         from ai_edge_litert.interpreter import Interpreter
 
         self.path = str(path)
         self.interpreter = Interpreter(model_path=self.path, num_threads=num_threads)
-        self._input = self.interpreter.get_input_details()[0]["index"]
+        details = self.interpreter.get_input_details()
+        codes = [d["index"] for d in details if "codes" in d["name"]]
+        self._input = next(d["index"] for d in details if d["index"] not in codes)
+        self._codes = codes[0] if codes else None
         self._output = self.interpreter.get_output_details()[0]["index"]
-        self._shape = None
+        self._shapes = None
 
-    def __call__(self, images):
-        images = np.asarray(images, np.float32)
-        if images.shape != self._shape:
-            self.interpreter.resize_tensor_input(self._input, images.shape)
+    def __call__(self, images, codes=None):
+        feeds = {self._input: np.asarray(images, np.float32)}
+        if (codes is None) != (self._codes is None):
+            raise UserError(f"{self.path} takes " + ("images and codes" if self._codes
+                                                      is not None else "images only") + ".")
+        if codes is not None:
+            feeds[self._codes] = np.asarray(codes, np.float32)
+        shapes = {index: value.shape for index, value in feeds.items()}
+        if shapes != self._shapes:
+            for index, shape in shapes.items():
+                self.interpreter.resize_tensor_input(index, shape)
             self.interpreter.allocate_tensors()
-            self._shape = images.shape
-        self.interpreter.set_tensor(self._input, images)
+            self._shapes = shapes
+        for index, value in feeds.items():
+            self.interpreter.set_tensor(index, value)
         self.interpreter.invoke()
         return self.interpreter.get_tensor(self._output)
 
@@ -321,13 +451,23 @@ def write_image(path, image):
     Image.fromarray(image).save(path, **options)
 
 
+def sample_name(name, k, num_samples):
+    """The file name of sample k of `num_samples` of input `name`: a.png -> a_sample3.png."""
+    stem, ext = os.path.splitext(name)
+    return f"{stem}_sample{k:0{len(str(num_samples - 1))}d}{ext}"
+
+
 def translate_files(translator, input_path, output_dir, direction=None, progress=True,
-                    exif_orientation=True):
+                    exif_orientation=True, num_samples=1, codes=None):
     """Translates an image file or a folder (recursively) into `output_dir`.
 
     Outputs keep their inputs' names and relative paths. Files that cannot be
     read are skipped and reported. Inputs are turned upright by their EXIF
     orientation unless `exif_orientation` is False.
+
+    A multimodal direction takes `codes` ([latent_dim]: every image's, e.g. a style
+    image's), or draws one per image from the translator's seeded generator; with
+    `num_samples` > 1 each image gets that many outputs, `a.png` -> `a_sample0.png`, ...
 
     Returns:
         (number translated, list of (relative path, reason) for skipped files).
@@ -356,8 +496,15 @@ def translate_files(translator, input_path, output_dir, direction=None, progress
                 chunk.append(name)
             except UserError as e:
                 skipped.append((name, str(e)))
-        for name, output in zip(chunk, translator.translate(images, direction) if images else []):
-            write_image(os.path.join(output_dir, name), output)
+        if images and num_samples > 1:
+            samples = translator.sample(images, num_samples, direction)
+            for k, outputs in enumerate(samples):
+                for name, output in zip(chunk, outputs):
+                    write_image(os.path.join(output_dir, sample_name(name, k, num_samples)),
+                                output)
+        elif images:
+            for name, output in zip(chunk, translator.translate(images, direction, codes)):
+                write_image(os.path.join(output_dir, name), output)
         done += len(chunk)
         if bar:
             bar.add(len(names[start:start + chunk_size]))
@@ -378,7 +525,7 @@ def find_savedmodel(path):
     return os.path.join(path, str(max(versions)))
 
 
-def load(path, checkpoint=None, **translator_args):
+def load(path, checkpoint=None, seed=None, **translator_args):
     """A `Translator` for a run directory, an export directory or a `.tflite` file.
 
     Args:
@@ -387,10 +534,12 @@ def load(path, checkpoint=None, **translator_args):
             integer version is used, or `export/NAME/<version>`), or a
             `.tflite` file written by `tfi2i-export --format=tflite`.
         checkpoint: for a run directory, a checkpoint path (default: latest).
+        seed: seeds the codes a multimodal model's translator draws (`Translator`).
         **translator_args: `tile_size`, `tile_overlap`, `batch_size` of
             `Translator`.
     """
     path = os.fspath(path)
+    translator_args["seed"] = seed
     if not os.path.exists(path):
         raise UserError(f"Model path {path} does not exist; pass a run directory, an export "
                         f"directory or a .tflite file.")
@@ -414,7 +563,12 @@ def _load_run(run_dir, checkpoint, translator_args):
 
     model, config = restore_run(run_dir, checkpoint)
     nets = {name: keras_net(g) for name, g in model.generators.items()}
-    return Translator(nets, model.size_divisor, config, **translator_args)
+    return Translator(nets, model.size_divisor, config,
+                      code_nets={name: keras_code_net(g)
+                                 for name, g in model.code_generators.items()},
+                      style_nets={name: keras_style_net(e)
+                                  for name, e in model.style_encoders.items()},
+                      latent_dim=model.latent_dim, **translator_args)
 
 
 def config_beside(folder):
@@ -435,9 +589,15 @@ def _load_savedmodel(savedmodel_dir, translator_args):
     # key fall back to the run's direction.
     default = info.get("default", config.get("direction"))
     names = sorted(info["generators"], key=lambda name: name != default)
-    nets = {name: savedmodel_net(loaded.signatures[info["generators"][name]["float"]])
-            for name in names}
-    translator = Translator(nets, info["size_divisor"], config, **translator_args)
+    keys = info["generators"]
+    nets = {name: savedmodel_net(loaded.signatures[keys[name]["float"]]) for name in names}
+    code_nets = {name: savedmodel_net(loaded.signatures[keys[name]["code_float"]])
+                 for name in names if "code_float" in keys[name]}
+    style_nets = {name: savedmodel_style_net(loaded.signatures[keys[name]["style_code"]])
+                  for name in names if "style_code" in keys[name]}
+    translator = Translator(nets, info["size_divisor"], config, code_nets=code_nets,
+                            style_nets=style_nets, latent_dim=info.get("latent_dim", 0),
+                            **translator_args)
     translator.loaded = loaded  # keeps the signatures' variables alive
     return translator
 
@@ -449,5 +609,10 @@ def _load_tflite(path, translator_args):
     if not model:
         raise UserError(f"{path} is not listed in the config.json beside it; use a .tflite "
                         f"file written by tfi2i-export --format=tflite, with its config.json.")
-    nets = {model["direction"]: TFLiteNet(path)}
-    return Translator(nets, info["size_divisor"], config, **translator_args)
+    net = TFLiteNet(path)
+    if "latent_dim" in model:  # a multimodal generator: the translator draws the codes
+        return Translator({model["direction"]: net}, info["size_divisor"], config,
+                          code_nets={model["direction"]: net},
+                          latent_dim=model["latent_dim"], **translator_args)
+    return Translator({model["direction"]: net}, info["size_divisor"], config,
+                      **translator_args)
