@@ -33,10 +33,17 @@ def test_methods_translate_the_ways_they_declare():
     from tfi2i.methods import METHODS
 
     for name, cls in METHODS.items():
-        small = {k: v for k, v in dict(ngf=8, ndf=8, netG="resnet_6blocks").items()
-                 if k in cls.option_names()}
-        ways = set(cls(direction="BtoA", **small).generators)
+        small = {k: v for k, v in dict(ngf=8, ndf=8).items() if k in cls.option_names()}
+        model = cls(direction="BtoA", **small)
+        ways = set(model.generators)
         assert ways == ({"BtoA", "AtoB"} if cls.bidirectional else {"BtoA"}), name
+        # A multimodal method takes a code in every direction it translates (the export's
+        # *_code signatures); a style encoder is optional.
+        if model.latent_dim:
+            assert set(model.code_generators) == ways, name
+            assert set(model.style_encoders) <= ways, name
+        else:
+            assert not model.code_generators and not model.style_encoders, name
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -76,6 +83,10 @@ def test_compare_trains_scores_and_writes_the_pages(tmp_path):
     # The result pages, with each entry's output.
     index = (out / "report" / "AtoB" / "index.html").read_text()
     assert "cyclegan:cycle_only" in index and (out / "report" / "AtoB" / "study.html").exists()
+    # Run again with a larger budget: the existing run continues to it, not scored as it was.
+    table, _ = compare(args_for(*[a if a != "--max_steps=2" else "--max_steps=3"
+                                  for a in argv]))
+    assert table["runs"]["cyclegan_cycle_only"]["steps"] == 3
 
 
 def test_markdown_table_has_a_column_group_per_direction():

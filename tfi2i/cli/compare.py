@@ -270,7 +270,9 @@ def compare(args):
         run_dir = os.path.join(args.output, "runs", name)
         config = run_config(args, method, preset, train_direction, run_dir)
         print(f"== {name}: training to step {args.max_steps} in {run_dir}", flush=True)
-        model = train(config)
+        # --max_steps is this command's budget: an existing run continues to it (its saved
+        # max_steps would otherwise win on resume).
+        model = train(config, explicit_keys=("max_steps",))
         if model.ema is not None:
             model.ema.copy_to_weights()  # Scored as exported: the averaged generators.
         runs[name] = {"entry": entry, "run_dir": run_dir, "method": method, "preset": preset,
