@@ -79,6 +79,30 @@ def test_weight_decay_is_pytorch_l2_added_to_every_gradient():
         np.testing.assert_allclose(v.numpy(), b * (1 - 0.5 * 0.1), rtol=1e-6, atol=1e-7)
 
 
+def test_weight_decay_is_applied_once_across_replicas(mirrored_strategy):
+    # Each replica's gradient is summed with the others': a decay added in full on each
+    # replica would act num_replicas times.
+    with mirrored_strategy.scope():
+        model = Pix2Pix(**TINY)
+        model.compile(g_optimizer=keras.optimizers.SGD(0.5),
+                      d_optimizer=keras.optimizers.SGD(0.5), weight_decay=0.1)
+        model.build_for_size(32, 32)
+    before = [v.numpy().copy() for v in model.group_variables("d")]
+
+    @tf.function
+    def step():
+        def replica_step():
+            with tf.GradientTape() as tape:
+                loss = tf.add_n([0.0 * tf.reduce_sum(v) for v in model.group_variables("d")])
+            model.apply("d", tape, loss)
+        mirrored_strategy.run(replica_step)
+
+    step()
+    assert mirrored_strategy.num_replicas_in_sync == 2
+    for b, v in zip(before, model.group_variables("d")):
+        np.testing.assert_allclose(v.numpy(), b * (1 - 0.5 * 0.1), rtol=1e-6, atol=1e-7)
+
+
 @pytest.mark.parametrize("name, cls", [("adam", keras.optimizers.Adam),
                                        ("rmsprop", keras.optimizers.RMSprop)])
 def test_optimizer_option_builds_that_optimizer_for_every_group(ab_dataset, tmp_path, name, cls):

@@ -215,11 +215,19 @@ class TranslationModel(keras.Model):
         """Gradient step of one network group (with loss scaling when mixed precision)."""
         opt = self.optimizers[group]
         variables = self.group_variables(group)
-        if isinstance(opt, keras.optimizers.LossScaleOptimizer):
+        scaled = isinstance(opt, keras.optimizers.LossScaleOptimizer)
+        if scaled:
             loss = opt.scale_loss(loss)
         grads = tape.gradient(loss, variables)
         if getattr(self, "weight_decay", 0.0):
-            grads = [None if g is None else g + self.weight_decay * tf.cast(v, g.dtype)
+            # The replicas' gradients are summed and (mixed precision) unscaled after this:
+            # each replica adds its share of the decay, at the loss's scale, so the update
+            # gets weight_decay * w once, as on one device.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            factor = self.weight_decay / replicas
+            if scaled:
+                factor = factor * tf.cast(opt.dynamic_scale, tf.float32)
+            grads = [None if g is None else g + tf.cast(factor, g.dtype) * tf.cast(v, g.dtype)
                      for g, v in zip(grads, variables)]
         opt.apply(grads, variables)
         if getattr(self, "ema", None) is not None:
