@@ -92,6 +92,10 @@ PLATFORM_OPTIONS = (
            "the average instead of the last weights. 0: off.", min=0.0, max=0.99999),
     Option("lr_policy", str, "linear", "Learning-rate policy.", choices=LR_POLICIES),
     Option("lr_decay_iters", int, 50, "For --lr_policy=step: epochs between x0.1.", min=1),
+    Option("lr_decay_steps", int, None, "For --lr_policy=step: optimizer steps between decays, "
+           "instead of --lr_decay_iters epochs (UNIT's and MUNIT's reference: 100000).", min=1),
+    Option("lr_decay_gamma", float, 0.1, "For --lr_policy=step: the factor of each decay "
+           "(UNIT's and MUNIT's reference: 0.5).", min=0.0, max=1.0),
     # The run.
     Option("save_every_steps", int, 1000, "Checkpoint every N steps (and at epoch ends).",
            min=1, **_Resumable),

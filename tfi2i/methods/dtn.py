@@ -80,7 +80,7 @@ import tensorflow as tf
 from tfi2i.config import DIRECTION, INPUT_NC, OUTPUT_NC
 from tfi2i.errors import UserError
 from tfi2i.methods.base import TranslationModel
-from tfi2i.methods.options import NDF, NGF
+from tfi2i.methods.options import NDF, NEF, NGF
 from tfi2i.methods.registry import register
 from tfi2i.options import Option
 
@@ -264,8 +264,7 @@ class DTN(TranslationModel):
     optimizer_groups = ("f", "d", "g")
     options = (
         INPUT_NC, OUTPUT_NC,
-        Option("nef", int, 64, "Width of f: its convolutions have 1, 2, 4, 2 x nef filters "
-               "(reference 64).", min=1),
+        NEF,
         NGF.with_default(64), NDF.with_default(64),
         Option("alpha", float, 15.0, "Weight of the f-constancy loss |f(x) - f(g(f(x)))|^2.",
                min=0.0),

@@ -39,6 +39,12 @@ POOL_SIZE = Option("pool_size", int, 50, "Past fakes kept per discriminator (the
                    "newest fakes only.", min=0)
 LAMBDA_GP = Option("lambda_gp", float, 10.0, "Weight of the gradient penalty "
                    "(--gan_mode=wgangp).", min=0.0)
+LAMBDA_L1 = Option("lambda_L1", float, 100.0, "Weight of the L1 distance between the "
+                   "output and its target (pix2pix: 100; BicycleGAN: 10, on |G(A, E(B)) - B|).",
+                   min=0.0)
+NEF = Option("nef", int, 64, "Encoder filters in the first layer (DTN's f: 1, 2, 4, 2 x nef; "
+             "BicycleGAN's E).", min=1)
+NZ = Option("nz", int, 8, "Length of the latent code z, prior N(0, I) (BicycleGAN: 8).", min=1)
 
 FEATURE_LOSS = Option("feature_loss", str, "none", "Also pull the discriminator's hidden "
                       "features of generated images towards those of real ones: fm (feature "
@@ -86,3 +92,21 @@ def check_pool_fits_preprocess(config):
             f"--preprocess={config['preprocess']} gives training images of varying sizes, "
             f"which the image pools (--pool_size={config['pool_size']}) cannot hold: use a "
             "cropping mode (resize_and_crop, crop, scale_width_and_crop) or --pool_size=0.")
+
+
+# The shared-latent and multimodal methods' nets (tfi2i.nets.latent: UNIT, MUNIT, DRIT).
+N_DOWNSAMPLE = Option("n_downsample", int, 2, "Stride-2 convolutions of the content encoders "
+                      "(and nearest upsamplings of the decoders).", min=1)
+N_RES = Option("n_res", int, 4, "Residual blocks of each content encoder and each decoder.",
+               min=0)
+NUM_SCALES = Option("num_scales", int, 3, "Scales of the multi-scale discriminators (the "
+                    "image halved by average pooling between scales).", min=1)
+N_LAYER = Option("n_layer", int, 4, "Stride-2 convolutions of each scale of the multi-scale "
+                 "discriminators.", min=1)
+LAMBDA_RECON = Option("lambda_recon", float, 10.0, "Weight of the within-domain image "
+                      "reconstruction |dec(enc(x)) - x|_1 (UNIT's and MUNIT's recon_x_w).",
+                      min=0.0)
+LAMBDA_KL = Option("lambda_kl", float, 0.01, "Weight of the KL term of the latent code.",
+                   min=0.0)
+LAMBDA_CYCLE = Option("lambda_cycle", float, 10.0, "Weight of the cycle reconstruction "
+                      "|x -> other domain -> x|_1 (UNIT's and MUNIT's recon_x_cyc_w).", min=0.0)

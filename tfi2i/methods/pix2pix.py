@@ -20,7 +20,7 @@ from tfi2i.config import DIRECTION, INPUT_NC, OUTPUT_NC
 from tfi2i.errors import UserError
 from tfi2i.methods.base import TranslationModel
 from tfi2i.methods.options import (FEATURE_OPTIONS, GAN_MODE, INIT_GAIN, INIT_TYPE, LAMBDA_GP,
-                                   N_LAYERS_D, NDF, NETD, NETG, NGF, NORM, USE_DROPOUT)
+                                   LAMBDA_L1, N_LAYERS_D, NDF, NETD, NETG, NGF, NORM, USE_DROPOUT)
 from tfi2i.methods.registry import register
 from tfi2i.nets import define_D, define_G, size_divisor, with_features
 from tfi2i.options import Option
@@ -49,7 +49,7 @@ class Pix2Pix(TranslationModel):
         NETG.with_default("unet_256"), NETD, INPUT_NC, OUTPUT_NC, NGF, NDF, N_LAYERS_D,
         NORM.with_default("batch"), USE_DROPOUT.with_default(True), INIT_TYPE, INIT_GAIN,
         GAN_MODE.with_default("vanilla"),
-        Option("lambda_L1", float, 100.0, "Weight of the L1 term (100 in the paper).", min=0.0),
+        LAMBDA_L1,
         LAMBDA_GP,
         *FEATURE_OPTIONS,
         Option("test_time_noise", bool, False, "Run G in training mode at test time, as the "

@@ -39,7 +39,8 @@ class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
                 "constant_steps": self.constant_steps, "decay_steps": self.decay_steps}
 
 
-def make_schedule(lr_policy, lr, steps_per_epoch, n_epochs, n_epochs_decay, lr_decay_iters=50):
+def make_schedule(lr_policy, lr, steps_per_epoch, n_epochs, n_epochs_decay, lr_decay_iters=50,
+                  lr_decay_steps=None, lr_decay_gamma=0.1):
     """The schedule for `--lr_policy`.
 
     Args:
@@ -50,13 +51,17 @@ def make_schedule(lr_policy, lr, steps_per_epoch, n_epochs, n_epochs_decay, lr_d
         lr: initial learning rate.
         steps_per_epoch: optimizer steps in one epoch.
         n_epochs, n_epochs_decay, lr_decay_iters: in epochs, as in the reference.
+        lr_decay_steps: `step` decays every this many optimizer steps instead of every
+            lr_decay_iters epochs (UNIT/MUNIT's `step_size` in iterations).
+        lr_decay_gamma: `step`'s factor per decay (0.1; UNIT/MUNIT's `gamma` 0.5).
     """
     total = steps_per_epoch * (n_epochs + n_epochs_decay)
     if lr_policy == "linear":
         return LinearDecay(lr, steps_per_epoch * n_epochs, steps_per_epoch * n_epochs_decay)
     if lr_policy == "step":
         return keras.optimizers.schedules.ExponentialDecay(
-            lr, decay_steps=steps_per_epoch * lr_decay_iters, decay_rate=0.1, staircase=True)
+            lr, decay_steps=lr_decay_steps or steps_per_epoch * lr_decay_iters,
+            decay_rate=lr_decay_gamma, staircase=True)
     if lr_policy == "cosine":
         return keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(total, 1))
     if lr_policy == "constant":

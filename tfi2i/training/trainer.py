@@ -78,9 +78,12 @@ def build_compiled_model(config, steps_per_epoch, strategy):
         model.build_for_size(size, size)
         opts = {}
         for group in cls.optimizer_groups:
-            schedule = make_schedule(config["lr_policy"], config["lr"], steps_per_epoch,
+            # A method may declare an own learning rate for a group: `<group>_lr` (MUNIT's d_lr).
+            lr = config["lr"] if config.get(f"{group}_lr") is None else config[f"{group}_lr"]
+            schedule = make_schedule(config["lr_policy"], lr, steps_per_epoch,
                                      config["n_epochs"], config["n_epochs_decay"],
-                                     config["lr_decay_iters"])
+                                     config["lr_decay_iters"], config["lr_decay_steps"],
+                                     config["lr_decay_gamma"])
             opts[f"{group}_optimizer"] = _optimizer(config, schedule)
         model.compile(jit_compile=bool(config["jit_compile"]),
                       weight_decay=config["weight_decay"], ema_decay=config["ema_decay"],
