@@ -327,3 +327,38 @@ def test_eval_diversity_of_a_multimodal_run(bicycle_run, tmp_path):
     assert scores["diversity_pixel"] > 0.005
     assert diversity("--num_samples=4", "--seed=1")["diversity_pixel"] == scores[
         "diversity_pixel"]
+
+
+# The other latent methods, tiny (their test files' sizes): their export verifies every
+# signature (the code and style ones against Keras, the drawing ones for new draws).
+OTHER_METHODS = {
+    "munit": dict(ngf=8, ndf=8, mlp_dim=16, n_res=1, n_layer=2, num_scales=2),
+    "drit": dict(ngf=8, nef=8, ndf=8, n_res=1, n_layer=3, num_scales=1, content_d_layers=1,
+                 content_d_kernel=3),
+    "unit": dict(ngf=8, ndf=8, n_res=2, n_shared=1, num_scales=2, n_layer=3),
+}
+
+
+@pytest.mark.parametrize("method", sorted(OTHER_METHODS))
+def test_each_latent_method_exports_its_ways(method, tmp_path):
+    from tfi2i.methods import get_method
+
+    keras.utils.set_random_seed(2)
+    model = get_method(method)(direction="BtoA", **OTHER_METHODS[method])
+    model.build_for_size(32, 32)
+    report = export_generators(model.generators, model.size_divisor, {"method": method},
+                               tmp_path / method, code_generators=model.code_generators,
+                               style_encoders=model.style_encoders)
+    keys = set(report["signatures"])
+    if method == "unit":  # one output per input: the plain signatures of both directions
+        assert model.latent_dim == 0 and "translate_code" not in keys
+        assert {"serving_default", "AtoB", "BtoA", "translate_float_AtoB"} <= keys
+        assert max(report["max_abs_diff"].values()) <= 1
+        return
+    assert report["latent_dim"] == model.latent_dim == 8
+    for direction in ("AtoB", "BtoA"):
+        assert {f"translate_code_{direction}", f"translate_float_style_{direction}",
+                f"style_code_{direction}"} <= keys
+        assert report["max_abs_diff"][f"translate_float_code_{direction}"] < 1e-4
+        assert report["max_abs_diff"][f"translate_float_style_{direction}"] < 1e-4
+    assert "translate_float_BtoA" in report["sampled"]
