@@ -93,6 +93,18 @@ def gradient_penalty(discriminator, real, fake, condition=None, target_norm=1.0)
     return tf.square(norms - target_norm)
 
 
+def multiscale_gan_loss(gan_mode, outputs, target_is_real, for_discriminator=True):
+    """`gan_loss` of a multi-scale discriminator's outputs, per example: the sum over its
+    scales (MUNIT's and UNIT's `MsImageDis`, BicycleGAN's `D_NLayersMulti` losses).
+
+    Args:
+        outputs: the discriminator's list of logit maps, one per scale (or one map).
+    """
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    return tf.add_n([gan_loss(gan_mode, logits, target_is_real, for_discriminator)
+                     for logits in outputs])
+
+
 def discriminator_loss(gan_mode, discriminator, real, fake, lambda_gp=10.0, halve=True):
     """One discriminator's loss, per example, and its gradient penalty.
 

@@ -278,11 +278,8 @@ class BicycleGAN(TranslationModel):
 
     def _gan(self, D, images, target_is_real, for_discriminator=True):
         """Per-example adversarial loss of a multi-scale D: the sum over its scales."""
-        outputs = D(images, training=True)
-        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-        return tf.add_n([losses.gan_loss(self.hp.gan_mode, logits, target_is_real,
-                                         for_discriminator=for_discriminator)
-                         for logits in outputs])
+        return losses.multiscale_gan_loss(self.hp.gan_mode, D(images, training=True),
+                                          target_is_real, for_discriminator)
 
     @staticmethod
     def split(images):

@@ -48,6 +48,8 @@ blocks, orthogonal init, its own patch discriminator, batch 16) are not made: th
 changes the training, not the nets.
 """
 
+import functools
+
 import keras
 import tensorflow as tf
 
@@ -75,12 +77,6 @@ D_LR = Option("d_lr", float, None, "Learning rate of the discriminators (default
               min=0.0)
 
 _GAN_MODES = ("lsgan", "vanilla", "hinge")
-
-
-def _adversarial(gan_mode, outputs, target_is_real, for_discriminator):
-    """Per-example adversarial loss summed over a multi-scale D's outputs (`MsImageDis`)."""
-    return tf.add_n([losses.gan_loss(gan_mode, logits, target_is_real,
-                                     for_discriminator=for_discriminator) for logits in outputs])
 
 
 @register("munit")
@@ -196,7 +192,7 @@ class MUNIT(TranslationModel):
                             f"--n_downsample={config['n_downsample']} needs: use "
                             f"--crop_size={max(divisor, round(crop / divisor) * divisor)}.")
         # The coarsest scale must still leave the discriminator a pixel.
-        smallest = 2 ** (config["n_layer"] + config["num_scales"] - 1)
+        smallest = latent.multiscale_min_size(config["n_layer"], config["num_scales"])
         if crop < smallest:
             raise UserError(f"--crop_size={crop} is too small for discriminators of "
                             f"--n_layer={config['n_layer']} at --num_scales="
@@ -270,6 +266,7 @@ class MUNIT(TranslationModel):
             images maps x_A_recon, x_B_recon, x_BA, x_AB (and x_ABA, x_BAB with the cycle on).
         """
         hp = self.hp
+        gan = functools.partial(losses.multiscale_gan_loss, hp.gan_mode)
         c_A, s_A_prime = self.encode("A", real_A, training)
         c_B, s_B_prime = self.encode("B", real_B, training)
         x_A_recon = self.decode("A", c_A, s_A_prime, training)
@@ -286,8 +283,8 @@ class MUNIT(TranslationModel):
             "recon_s_B": losses.l1_loss(s_B_recon, s_B),
             "recon_c_A": losses.l1_loss(c_A_recon, c_A),
             "recon_c_B": losses.l1_loss(c_B_recon, c_B),
-            "adv_A": _adversarial(hp.gan_mode, self.D_A(x_BA, training=training), True, False),
-            "adv_B": _adversarial(hp.gan_mode, self.D_B(x_AB, training=training), True, False),
+            "adv_A": gan(self.D_A(x_BA, training=training), True, False),
+            "adv_B": gan(self.D_B(x_AB, training=training), True, False),
         }
         if hp.lambda_cycle > 0:
             images["x_ABA"] = self.decode("A", c_A_recon, s_A_prime, training)
@@ -311,6 +308,7 @@ class MUNIT(TranslationModel):
         summed over its scales; d_loss = lambda_gan * (D_A + D_B), as the reference weighs it.
         """
         hp = self.hp
+        gan = functools.partial(losses.multiscale_gan_loss, hp.gan_mode)
         c_A = self.enc_c_A(real_A, training=training)
         c_B = self.enc_c_B(real_B, training=training)
         x_BA = tf.stop_gradient(self.decode("A", c_B, s_A, training))
@@ -318,8 +316,8 @@ class MUNIT(TranslationModel):
         terms = {}
         for name, D, real, fake in (("A", self.D_A, real_A, x_BA), ("B", self.D_B, real_B, x_AB)):
             terms[f"D_{name}"] = (
-                _adversarial(hp.gan_mode, D(fake, training=training), False, True)
-                + _adversarial(hp.gan_mode, D(real, training=training), True, True))
+                gan(D(fake, training=training), False, True)
+                + gan(D(real, training=training), True, True))
         terms["d_loss"] = hp.lambda_gan * (terms["D_A"] + terms["D_B"])
         return terms
 

@@ -74,7 +74,8 @@ from tfi2i.methods.base import TranslationModel
 from tfi2i.methods.options import (GAN_MODE, LAMBDA_CYCLE, LAMBDA_GAN, LAMBDA_KL, LAMBDA_RECON,
                                    N_DOWNSAMPLE, N_LAYER, N_RES, NDF, NGF, NUM_SCALES)
 from tfi2i.methods.registry import register
-from tfi2i.nets.latent import content_encoder, decoder, multiscale_discriminator, res_blocks
+from tfi2i.nets.latent import (content_encoder, decoder, multiscale_discriminator,
+                               multiscale_min_size, res_blocks)
 from tfi2i.options import Option
 
 # The run's --seed: it seeds the step's noise draws (`step_normal`).
@@ -86,12 +87,6 @@ _GAN_MODES = ("lsgan", "vanilla", "hinge")
 
 # Noise streams of one step (`step_normal`'s `stream`).
 _STREAMS = {"d_A": 0, "d_B": 1, "z_A": 2, "z_B": 3, "z_A_cycle": 4, "z_B_cycle": 5}
-
-
-def min_image_size(n_layer, num_scales):
-    """The smallest side the multi-scale discriminators take: the coarsest scale needs
-    2**n_layer pixels so that its last convolution's reflect padding fits."""
-    return 2 ** (n_layer + num_scales - 1)
 
 
 @register("unit")
@@ -194,7 +189,7 @@ class UNIT(TranslationModel):
                             f"(--n_downsample={config['n_downsample']}), which need sides that "
                             f"are multiples of {divisor}: use --crop_size="
                             f"{max(divisor, round(crop / divisor) * divisor)}.")
-        smallest = min_image_size(config["n_layer"], config["num_scales"])
+        smallest = multiscale_min_size(config["n_layer"], config["num_scales"])
         if crop < smallest:
             raise UserError(f"--crop_size={crop} is too small for unit's discriminators "
                             f"(--num_scales={config['num_scales']} of --n_layer="
@@ -236,7 +231,7 @@ class UNIT(TranslationModel):
         self.built = True
 
     def build_discriminators(self, height, width):
-        smallest = min_image_size(self.hp.n_layer, self.hp.num_scales)
+        smallest = multiscale_min_size(self.hp.n_layer, self.hp.num_scales)
         if min(height, width) < smallest:
             raise UserError(f"unit's discriminators (--num_scales={self.hp.num_scales}, "
                             f"--n_layer={self.hp.n_layer}) need images of at least {smallest} "
@@ -268,9 +263,8 @@ class UNIT(TranslationModel):
 
     def _gan(self, D, images, target_is_real, for_discriminator, training):
         """A GAN loss of a multi-scale D, per example: the sum over its scales."""
-        return tf.add_n([losses.gan_loss(self.hp.gan_mode, logits, target_is_real,
-                                         for_discriminator)
-                         for logits in D(images, training=training)])
+        return losses.multiscale_gan_loss(self.hp.gan_mode, D(images, training=training),
+                                          target_is_real, for_discriminator)
 
     def generator_losses(self, real_A, real_B, noise, training=True):
         """The generators' objective, per example (the reference's `gen_update`).

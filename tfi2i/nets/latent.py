@@ -706,6 +706,13 @@ def multiscale_discriminator(input_nc=3, dim=64, n_layer=4, num_scales=3, norm="
     return keras.Model(inputs, outputs, name=name)
 
 
+def multiscale_min_size(n_layer, num_scales):
+    """The smallest image side `multiscale_discriminator(n_layer=..., num_scales=...)` takes:
+    its coarsest scale needs 2**n_layer pixels so that its last convolution's reflect padding
+    fits."""
+    return 2 ** (n_layer + num_scales - 1)
+
+
 def content_discriminator(input_nc=256, ndf=256, n_layers=3, kernel_size=7, norm="none",
                           lrelu_slope=0.01, pad_type="reflect", spectral_norm=False,
                           init_type="normal", init_gain=0.02, name="D_content"):
