@@ -35,6 +35,13 @@ def smooth_image(rng, size, channels=3):
     return (img * 255).astype(np.uint8)
 
 
+def smooth_domain(seed, n, size, channels=3):
+    """n smooth images of one domain in [-1, 1]: float32 [n, size, size, channels]."""
+    rng = np.random.default_rng(seed)
+    images = np.stack([smooth_image(rng, (size, size), channels) for _ in range(n)])
+    return tf.constant(images.astype(np.float32) / 127.5 - 1.0)
+
+
 def write_ab_dataset(root, splits=(("train", 8), ("test", 4)), size=32, seed=0):
     """A tiny pix2pix AB dataset: A = a smooth colour image, B = its grayscale."""
     rng = np.random.default_rng(seed)

@@ -9,7 +9,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import finish_cli, read_pngs, smooth_image, start_cli, write_unpaired_dataset
+from conftest import (finish_cli, read_pngs, smooth_domain, smooth_image, start_cli,
+                      write_unpaired_dataset)
 from tfi2i.config import resolve_config
 from tfi2i.errors import UserError
 from tfi2i.methods import METHODS, CoGAN
@@ -19,9 +20,7 @@ TINY = dict(crop_size=SIZE, ngf=8, ndf=8, z_dim=8, inversion_steps=10)
 
 
 def domain(seed, n=4, size=SIZE, channels=3):
-    rng = np.random.default_rng(seed)
-    images = np.stack([smooth_image(rng, (size, size), channels) for _ in range(n)])
-    return tf.constant(images.astype(np.float32) / 127.5 - 1.0)
+    return smooth_domain(seed, n, size, channels)
 
 
 def make(g_lr=0.0, d_lr=0.0, init_seed=0, **options):

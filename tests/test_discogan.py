@@ -21,7 +21,7 @@ from tfi2i.methods import METHODS, DiscoGAN
 from tfi2i.nets.discogan import discogan_discriminator, discogan_generator
 from tfi2i.training.checkpoints import RunCheckpointer
 
-from conftest import finish_cli, smooth_image, start_cli, write_unpaired_dataset
+from conftest import finish_cli, smooth_domain, start_cli, write_unpaired_dataset
 
 TINY = dict(ngf=8, ndf=8)
 SIZE = 64
@@ -30,9 +30,7 @@ NETS = ("G_AB", "G_BA", "D_A", "D_B")
 
 def domain(seed, n=2, size=SIZE, channels=3):
     """n smooth images in [-1, 1], float32 [n, size, size, channels]."""
-    rng = np.random.default_rng(seed)
-    images = np.stack([smooth_image(rng, (size, size), channels) for _ in range(n)])
-    return tf.constant(images.astype(np.float32) / 127.5 - 1.0)
+    return smooth_domain(seed, n, size, channels)
 
 
 def make(lr=0.01, init_seed=0, **options):

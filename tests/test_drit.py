@@ -16,7 +16,7 @@ from tfi2i.errors import UserError
 from tfi2i.methods import METHODS, DRIT
 from tfi2i.training.checkpoints import make_checkpoint
 
-from conftest import smooth_image
+from conftest import smooth_domain
 
 # 32 px: content codes 8x8 (one 3x3 content-D block), one 3-layer D scale.
 TINY = dict(ngf=8, nef=8, ndf=8, n_res=1, n_layer=3, num_scales=1, content_d_layers=1,
@@ -27,9 +27,7 @@ GROUPS = ("g", "e_attr", "d", "d_content")
 
 def domain(seed, n=2, size=SIZE):
     """n smooth images in [-1, 1], float32 [n, size, size, 3]."""
-    rng = np.random.default_rng(seed)
-    images = np.stack([smooth_image(rng, (size, size)) for _ in range(n)])
-    return tf.constant(images.astype(np.float32) / 127.5 - 1.0)
+    return smooth_domain(seed, n, size)
 
 
 def make(lr=0.0, weight_decay=0.0, init_seed=0, optimizer=None, **options):

@@ -17,7 +17,7 @@ from tfi2i.config import resolve_config
 from tfi2i.errors import UserError
 from tfi2i.methods import METHODS, DualGAN
 
-from conftest import finish_cli, read_pngs, smooth_image, start_cli, write_unpaired_dataset
+from conftest import finish_cli, read_pngs, smooth_domain, start_cli, write_unpaired_dataset
 
 # No dropout in most tests: a hand computation must see the masks the step saw.
 TINY = dict(netG="unet_32", ngf=8, ndf=8, netD="n_layers", n_layers_D=1, use_dropout=False)
@@ -26,9 +26,7 @@ SIZE = 32
 
 def domain(seed, n=2, size=SIZE, channels=3):
     """n smooth images in [-1, 1], float32 [n, size, size, channels]."""
-    rng = np.random.default_rng(seed)
-    images = np.stack([smooth_image(rng, (size, size), channels) for _ in range(n)])
-    return tf.constant(images.astype(np.float32) / 127.5 - 1.0)
+    return smooth_domain(seed, n, size, channels)
 
 
 def make(g_lr=0.0, d_lr=0.0, init_seed=0, **options):

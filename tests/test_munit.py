@@ -12,7 +12,7 @@ from tfi2i.errors import UserError
 from tfi2i.methods import METHODS, MUNIT
 from tfi2i.nets.latent import SpectralNormalization
 
-from conftest import smooth_image
+from conftest import smooth_domain
 
 # 2 scales of 2 layers: 32 px images leave the coarsest scale 4 x 4.
 TINY = dict(ngf=8, ndf=8, mlp_dim=16, n_res=1, n_layer=2, num_scales=2)
@@ -22,9 +22,7 @@ D_NETS = ("D_A", "D_B")
 
 
 def domain(seed, n=2, size=SIZE):
-    rng = np.random.default_rng(seed)
-    images = np.stack([smooth_image(rng, (size, size)) for _ in range(n)])
-    return tf.constant(images.astype(np.float32) / 127.5 - 1.0)
+    return smooth_domain(seed, n, size)
 
 
 def make(g_lr=0.0, d_lr=0.0, init_seed=0, **options):

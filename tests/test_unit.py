@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import smooth_image
+from conftest import smooth_domain
 from tfi2i.config import resolve_config
 from tfi2i.errors import UserError
 from tfi2i.methods import METHODS, UNIT
@@ -19,9 +19,7 @@ TINY = dict(ngf=8, ndf=8, n_res=2, n_shared=1, num_scales=2, n_layer=3)
 
 def domain(seed, n=2, size=SIZE, channels=3):
     """n smooth images in [-1, 1], float32 [n, size, size, channels]."""
-    rng = np.random.default_rng(seed)
-    images = np.stack([smooth_image(rng, (size, size), channels) for _ in range(n)])
-    return tf.constant(images.astype(np.float32) / 127.5 - 1.0)
+    return smooth_domain(seed, n, size, channels)
 
 
 def make(d_lr=0.0, g_lr=0.0, init_seed=0, size=SIZE, weight_decay=0.0, **options):
