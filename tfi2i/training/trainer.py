@@ -25,6 +25,7 @@ from tfi2i.files import write_json_atomic
 from tfi2i.methods import get_method
 from tfi2i.training import callbacks as cb
 from tfi2i.training.checkpoints import RunCheckpointer, checkpoint_dir, make_checkpoint
+from tfi2i.training.optimizers import FusedAdam
 from tfi2i.training.schedules import make_schedule
 from tfi2i.training.strategy import get_strategy, worker_info
 
@@ -63,7 +64,7 @@ def _optimizer(config, schedule):
         # DualGAN code's optimizer); Keras starts its mean square at 0, TF1 at 1.
         opt = keras.optimizers.RMSprop(schedule, rho=0.9, momentum=0.0)
     else:
-        opt = keras.optimizers.Adam(schedule, beta_1=config["beta1"], beta_2=config["beta2"])
+        opt = FusedAdam(schedule, beta_1=config["beta1"], beta_2=config["beta2"])
     if keras.mixed_precision.global_policy().name == "mixed_float16":
         opt = keras.optimizers.LossScaleOptimizer(opt)
     return opt
@@ -196,6 +197,9 @@ def train(config, explicit_keys=(), resume=True, extra_callbacks=()):
                                            os.path.join(run_dir, "samples"), sample_batch,
                                            config["log_every_steps"],
                                            config["sample_every_steps"]))
+        if config.get("profile_steps"):
+            callbacks.append(cb.Profiler(os.path.join(run_dir, "logs"),
+                                         *config["profile_steps"]))
     if config.get("eval_metrics") and val_data is not None:
         callbacks.append(_evaluation_callback(config, model, epoch_var, val_data, is_chief))
     callbacks.extend(extra_callbacks)
