@@ -121,6 +121,10 @@ PLATFORM_OPTIONS = (
     Option("mixed_precision", bool, False, "float16 compute on GPU, bfloat16 on CPU."),
     Option("jit_compile", bool, False, "Compile the train step with XLA.", **_Resumable),
     Option("deterministic", bool, False, "Deterministic ops (slower; exact resume)."),
+    Option("profile_steps", list, [], "Trace these steps with the TensorFlow profiler, "
+           "FIRST,LAST (global steps, e.g. 20,24), into RUN/logs/plugins/profile: op-level "
+           "time, for TensorBoard's Profile tab (pip install tensorboard-plugin-profile).",
+           **_Resumable),
 )
 
 
@@ -211,6 +215,11 @@ def check_platform_config(config):
     if config["deterministic"] and config["jit_compile"]:
         raise UserError("--deterministic and --jit_compile exclude each other: Keras runs "
                         "without XLA when op determinism is on. Choose one.")
+    profile = config.get("profile_steps") or []
+    if profile and not (len(profile) == 2 and all(str(s).isdigit() for s in profile)
+                        and 1 <= int(profile[0]) <= int(profile[1])):
+        raise UserError(f"--profile_steps={','.join(map(str, profile))} must be FIRST,LAST: "
+                        "two step numbers from 1 up, FIRST <= LAST (e.g. --profile_steps=20,24).")
     best = config.get("best_metric")
     if best and best not in config["eval_metrics"]:
         raise UserError(f"--best_metric={best} is not among --eval_metrics="

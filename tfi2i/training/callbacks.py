@@ -6,6 +6,7 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 from PIL import Image
 
 from tfi2i.files import atomic_path
@@ -114,6 +115,42 @@ class TrainingLogger(keras.callbacks.Callback):
         # PIL picks the format from the temporary name, which ends in `.png` too.
         with atomic_path(path) as tmp:
             Image.fromarray(rows).save(tmp)
+
+
+class Profiler(keras.callbacks.Callback):
+    """Traces global steps `first` to `last` with the TensorFlow profiler into `log_dir`.
+
+    The trace (op-level time on every device, the input pipeline, the host) is what
+    TensorBoard's Profile tab shows (it needs `pip install tensorboard-plugin-profile`).
+    Steps before `first` warm up: the first step of a run traces and compiles.
+
+    Args:
+        log_dir: TensorBoard directory; the trace goes to `log_dir/plugins/profile/<time>/`.
+        first, last: the global steps (counted from 1) to trace, inclusive.
+    """
+
+    def __init__(self, log_dir, first, last):
+        super().__init__()
+        self.log_dir, self.first, self.last = log_dir, int(first), int(last)
+        self._active = False
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if not self._active and self.first <= int(self.model.step.numpy()) + 1 <= self.last:
+            tf.profiler.experimental.start(self.log_dir)
+            self._active = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._active and int(self.model.step.numpy()) >= self.last:
+            self._stop()
+
+    def on_train_end(self, logs=None):
+        self._stop()
+
+    def _stop(self):
+        if self._active:
+            tf.profiler.experimental.stop()
+            self._active = False
+            logging.info("Profiler trace written to %s/plugins/profile", self.log_dir)
 
 
 class StepsPerSecond(keras.callbacks.Callback):
