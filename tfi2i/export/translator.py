@@ -12,6 +12,7 @@ shows where tiles meet.
 (SavedModel) or a `.tflite` file.
 """
 
+import concurrent.futures
 import math
 import os
 
@@ -485,29 +486,51 @@ def translate_files(translator, input_path, output_dir, direction=None, progress
     bar = keras.utils.Progbar(len(names), unit_name="image") if progress else None
     done, skipped = 0, []
     # A few batches' worth of files at a time: bounded memory, and images of
-    # the same padded size still share batches.
+    # the same padded size still share batches. Threads decode the next chunk and
+    # encode the last one's outputs while the net runs (PIL and TF release the GIL),
+    # so the net does not wait on file I/O.
     chunk_size = translator.batch_size * 4
-    for start in range(0, len(names), chunk_size):
-        chunk, images = [], []
-        for name in names[start:start + chunk_size]:
-            try:
-                images.append(read_image(os.path.join(root, name), channels,
-                                         exif_orientation))
-                chunk.append(name)
-            except UserError as e:
-                skipped.append((name, str(e)))
-        if images and num_samples > 1:
-            samples = translator.sample(images, num_samples, direction)
-            for k, outputs in enumerate(samples):
-                for name, output in zip(chunk, outputs):
-                    write_image(os.path.join(output_dir, sample_name(name, k, num_samples)),
-                                output)
-        elif images:
-            for name, output in zip(chunk, translator.translate(images, direction, codes)):
-                write_image(os.path.join(output_dir, name), output)
-        done += len(chunk)
-        if bar:
-            bar.add(len(names[start:start + chunk_size]))
+    chunks = [names[start:start + chunk_size] for start in range(0, len(names), chunk_size)]
+
+    def read(name):
+        try:
+            return read_image(os.path.join(root, name), channels, exif_orientation), None
+        except UserError as e:
+            return None, str(e)
+
+    with concurrent.futures.ThreadPoolExecutor(2) as readers, \
+            concurrent.futures.ThreadPoolExecutor(2) as writers:
+        reads = [readers.submit(read, name) for name in chunks[0]]
+        writes = []
+        for index, names_in_chunk in enumerate(chunks):
+            results = [future.result() for future in reads]
+            if index + 1 < len(chunks):
+                reads = [readers.submit(read, name) for name in chunks[index + 1]]
+            chunk, images = [], []
+            for name, (image, error) in zip(names_in_chunk, results):
+                if error is None:
+                    chunk.append(name)
+                    images.append(image)
+                else:
+                    skipped.append((name, error))
+            jobs = []
+            if images and num_samples > 1:
+                samples = translator.sample(images, num_samples, direction)
+                jobs = [(sample_name(name, k, num_samples), output)
+                        for k, outputs in enumerate(samples)
+                        for name, output in zip(chunk, outputs)]
+            elif images:
+                jobs = list(zip(chunk, translator.translate(images, direction, codes)))
+            # At most two chunks of outputs in memory: wait for the one before.
+            for future in writes:
+                future.result()
+            writes = [writers.submit(write_image, os.path.join(output_dir, name), output)
+                      for name, output in jobs]
+            done += len(chunk)
+            if bar:
+                bar.add(len(names_in_chunk))
+        for future in writes:
+            future.result()
     return done, skipped
 
 
