@@ -67,6 +67,22 @@ def test_fused_adam_is_keras_adam(tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+def test_fused_adam_takes_sparse_gradients():
+    results = []
+    for cls in (keras.optimizers.Adam, FusedAdam):
+        w = keras.Variable(np.arange(6, dtype="float32").reshape(3, 2))
+        opt = cls(0.1)
+        for _ in range(2):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(tf.gather(w.value, [0, 2]) ** 2)
+            grad = tape.gradient(loss, w.value)
+            assert isinstance(grad, tf.IndexedSlices)
+            opt.apply_gradients([(grad, w)])
+        results.append(w.numpy())
+    np.testing.assert_allclose(results[1], results[0], rtol=0, atol=1e-6)
+    assert (results[1][1] == [2, 3]).all() and (results[1][0] != [0, 1]).any()
+
+
 def test_fused_adam_under_mirrored_strategy(mirrored_strategy):
     rng = np.random.default_rng(1)
     w0 = rng.normal(size=(4, 3)).astype("float32")

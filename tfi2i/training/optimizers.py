@@ -23,8 +23,9 @@ class FusedAdam(keras.optimizers.Adam):
     The update is Keras' formula exactly: `m += (g - m) * (1 - beta_1)`,
     `v += (g^2 - v) * (1 - beta_2)`, `w -= lr * sqrt(1 - beta_2^t) / (1 - beta_1^t) * m /
     (sqrt(v) + epsilon)` with t = iterations + 1, in one kernel instead of ten ops. Same
-    variables (so checkpoints of either load into the other), same arguments; `amsgrad` falls
-    back to Keras' own update. The kernel compiles under XLA and runs on every device.
+    variables (so checkpoints of either load into the other), same arguments; `amsgrad` and
+    sparse gradients (`tf.IndexedSlices`, which the dense kernel does not take) fall back to
+    Keras' own update. The kernel compiles under XLA and runs on every device.
     Named "adam" by default, as Keras' Adam, so its variables' paths are Adam's too.
     """
 
@@ -32,7 +33,7 @@ class FusedAdam(keras.optimizers.Adam):
         super().__init__(*args, name=name, **kwargs)
 
     def update_step(self, gradient, variable, learning_rate):
-        if self.amsgrad:
+        if self.amsgrad or isinstance(gradient, tf.IndexedSlices):
             return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype
         step = tf.cast(self.iterations + 1, dtype)
