@@ -26,11 +26,7 @@ class FusedAdam(keras.optimizers.Adam):
     variables (so checkpoints of either load into the other), same arguments; `amsgrad` and
     sparse gradients (`tf.IndexedSlices`, which the dense kernel does not take) fall back to
     Keras' own update. The kernel compiles under XLA and runs on every device.
-    Named "adam" by default, as Keras' Adam, so its variables' paths are Adam's too.
     """
-
-    def __init__(self, *args, name="adam", **kwargs):
-        super().__init__(*args, name=name, **kwargs)
 
     def update_step(self, gradient, variable, learning_rate):
         if self.amsgrad or isinstance(gradient, tf.IndexedSlices):
