@@ -79,14 +79,9 @@ class StepTimer(keras.callbacks.Callback):
 def _time_pipeline(config, model):
     """Images/s of the method's training input pipeline on --data_dir, run alone."""
     from tfi2i import data as tfi2i_data
-    from tfi2i.methods import get_method
+    from tfi2i.training.trainer import pipeline_options
 
-    cls = get_method(config["method"])
-    options = dict(direction=config["direction"], preprocess=config["preprocess"],
-                   load_size=config["load_size"], crop_size=config["crop_size"],
-                   size_divisor=model.size_divisor, input_nc=config["input_nc"],
-                   output_nc=config["output_nc"], paired=cls.paired, unpaired=config["unpaired"],
-                   labels=getattr(cls, "source_labels", False))
+    options = pipeline_options(config, type(model), model.size_divisor)
     data = tfi2i_data.make_dataset(FLAGS.data_dir, "train", batch_size=config["batch_size"],
                                    seed=0, training=True, epochs=1000, **options)
     iterator = iter(data)

@@ -26,7 +26,6 @@ plus `params`, so that the two can be checked to be the same architecture.
 """
 
 import argparse
-import functools
 import json
 import random
 import resource
@@ -36,7 +35,7 @@ import time
 import torch
 from torch import nn
 
-from make_torch_fixtures import ResnetGenerator, UnetGenerator, get_norm_layer
+from make_torch_fixtures import _uses_bias, build, get_norm_layer
 
 
 class NLayerDiscriminator(nn.Module):
@@ -44,9 +43,7 @@ class NLayerDiscriminator(nn.Module):
 
     def __init__(self, input_nc, ndf=64, n_layers=3, norm_layer=nn.BatchNorm2d):
         super().__init__()
-        use_bias = (norm_layer.func == nn.InstanceNorm2d
-                    if isinstance(norm_layer, functools.partial)
-                    else norm_layer == nn.InstanceNorm2d)
+        use_bias = _uses_bias(norm_layer)
         kw, padw = 4, 1
         sequence = [nn.Conv2d(input_nc, ndf, kernel_size=kw, stride=2, padding=padw),
                     nn.LeakyReLU(0.2, True)]
@@ -83,16 +80,9 @@ def init_weights(net, gain=0.02):
 
 
 def define_G(args):
-    norm_layer = get_norm_layer(args.norm)
-    if args.netG.startswith("resnet_"):
-        blocks = int(args.netG.split("_")[1].replace("blocks", ""))
-        net = ResnetGenerator(args.input_nc, args.output_nc, args.ngf, norm_layer,
-                              args.use_dropout, n_blocks=blocks)
-    else:
-        num_downs = {"unet_32": 5, "unet_64": 6, "unet_128": 7, "unet_256": 8}[args.netG]
-        net = UnetGenerator(args.input_nc, args.output_nc, num_downs, args.ngf, norm_layer,
-                            args.use_dropout)
-    return init_weights(net)
+    return init_weights(build(dict(netG=args.netG, norm=args.norm, ngf=args.ngf,
+                                   use_dropout=args.use_dropout, input_nc=args.input_nc,
+                                   output_nc=args.output_nc)))
 
 
 def define_D(input_nc, args):

@@ -110,6 +110,17 @@ def _set_precision_and_determinism(config):
         keras.mixed_precision.set_global_policy("float32")
 
 
+def pipeline_options(config, cls, size_divisor):
+    """The `tfi2i.data.make_dataset` options of a run of method `cls` (all but split, batch)."""
+    return dict(direction=config["direction"], preprocess=config["preprocess"],
+                load_size=config["load_size"], crop_size=config["crop_size"],
+                size_divisor=size_divisor, input_nc=config["input_nc"],
+                output_nc=config["output_nc"], skip_bad_images=config["skip_bad_images"],
+                exif_orientation=config["exif_orientation"],
+                labels=getattr(cls, "source_labels", False), paired=cls.paired,
+                unpaired=config["unpaired"])
+
+
 def _val_split(config, root, paired):
     """The validation split: --val_split, else val or test where present; None without one."""
     kinds = dict(paired=paired, unpaired=config["unpaired"])
@@ -169,12 +180,7 @@ def train(config, explicit_keys=(), resume=True, extra_callbacks=()):
         logging.info("%s is already trained to step %d.", run_dir, start)
         return model
 
-    data_options = dict(direction=config["direction"], preprocess=config["preprocess"],
-                        load_size=config["load_size"], crop_size=config["crop_size"],
-                        size_divisor=model.size_divisor, input_nc=config["input_nc"],
-                        output_nc=config["output_nc"], skip_bad_images=config["skip_bad_images"],
-                        exif_orientation=config["exif_orientation"],
-                        labels=getattr(cls, "source_labels", False), **kinds)
+    data_options = pipeline_options(config, cls, model.size_divisor)
 
     def train_data(first, last):
         ds = tfi2i_data.make_dataset(root, "train", batch_size=batch, seed=config["seed"],
