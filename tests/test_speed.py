@@ -145,3 +145,18 @@ def test_compare_torch_refuses_different_architectures(tmp_path):
     assert cells[4] == "0.500"
     assert float(cells[5]) > 0 and cells[6] == f"{float(cells[5]) / 0.5:.2f}x"
     assert "parameter counts differ" in done.stderr
+
+
+def test_benchmark_times_the_input_pipeline(tmp_path):
+    """--data_dir: the method's training pipeline alone, in images/s beside the step's."""
+    data = write_ab_dataset(tmp_path / "data", splits=(("train", 4), ("test", 1)))
+    done = subprocess.run(
+        [sys.executable, os.path.join(REPO, "scripts", "benchmark.py"), "--method=pix2pix",
+         "--image_size=32", "--batch_size=2", "--hparams=netG=unet_32,ngf=4,ndf=4,load_size=36",
+         f"--data_dir={data}", "--pipeline_batches=5", "--steps=1", "--warmup=1"],
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["pipeline_images_per_sec"] > 0
+    assert result["pipeline_over_step"] == pytest.approx(
+        result["pipeline_images_per_sec"] / result["images_per_sec"], rel=0.01, abs=0.1)
